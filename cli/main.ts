@@ -1,0 +1,131 @@
+/**
+ * The `taskhost` command line (contract, design.md section 8). `main()` takes its output
+ * streams so tests can run it in-process; the bin script passes the real ones.
+ */
+import path from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { InvalidConfigError, TaskhostError } from '../shared/errors.js';
+import { formatIssues } from '../shared/schema.js';
+import { loadAgentConfig, parseAgentConfig, type AgentConfig } from '../plugin-loader/agent-config.js';
+import { PluginLoader, type PluginListing } from '../plugin-loader/loader.js';
+import { validateAgentConfigFile } from '../plugin-loader/validate.js';
+import { table } from './table.js';
+
+export interface CliIO {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+}
+
+interface GlobalOptions {
+  config?: string;
+  pluginDir?: string;
+  logLevel?: string;
+}
+
+/** Exit codes: 0 ok, 1 invalid input or failed check, 2 usage error. */
+export async function main(argv: string[], io: CliIO = process): Promise<number> {
+  let exitCode = 0;
+  const program = new Command('taskhost')
+    .description('Host task-driver and device plugins in supervised worker threads.')
+    .option('--config <file>', 'agent config file (JSON)')
+    .option('--plugin-dir <dir>', 'plugin directory (overrides the config; default ./plugins)')
+    .addOption(
+      new Option('--log-level <level>', 'log level for messages on stderr').choices([
+        'fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent',
+      ]),
+    )
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .exitOverride()
+    .showHelpAfterError('(run "taskhost --help" for usage)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  taskhost plugins                       list built-in plugins and those in ./plugins
+  taskhost plugins --json                the same, as one JSON document
+  taskhost validate --config agent.json  check an agent config and every plugin's config`,
+    );
+
+  program
+    .command('plugins')
+    .description('list every plugin found: type, version, API version, source, state, or why it was skipped')
+    .option('--json', 'print one JSON document')
+    .action(async (opts: { json?: boolean }) => {
+      const config = await agentConfig(program.opts<GlobalOptions>());
+      const loader = new PluginLoader({ config });
+      try {
+        await loader.start();
+        const rows = loader.list();
+        if (opts.json) io.stdout.write(JSON.stringify({ pluginDir: config.pluginDir, plugins: rows }, null, 2) + '\n');
+        else io.stdout.write(pluginsTable(rows, config.pluginDir) + '\n');
+      } finally {
+        await loader.close();
+      }
+    });
+
+  program
+    .command('validate')
+    .description('validate an agent config (and each plugin config in it); one line per error, each with its JSON path')
+    .option('--config <file>', 'the agent config file to validate')
+    .option('--json', 'print one JSON document')
+    .action(async (opts: { config?: string; json?: boolean }) => {
+      const file = opts.config ?? program.opts<GlobalOptions>().config;
+      if (!file) throw new CommanderError(2, 'taskhost.usage', 'error: validate needs --config <file>');
+      const pluginDir = program.opts<GlobalOptions>().pluginDir;
+      const report = await validateAgentConfigFile(file, pluginDir ? { pluginDir: path.resolve(pluginDir) } : {});
+      if (opts.json) io.stdout.write(JSON.stringify({ file, valid: report.issues.length === 0, ...report }, null, 2) + '\n');
+      else {
+        for (const line of formatIssues(report.issues)) io.stdout.write(`${file}: ${line}\n`);
+        for (const line of formatIssues(report.warnings)) io.stderr.write(`${file}: warning: ${line}\n`);
+        if (report.issues.length === 0) {
+          io.stdout.write(`${file}: valid (plugin configs checked: ${report.checked.join(', ') || 'none'})\n`);
+        }
+      }
+      if (report.issues.length > 0) exitCode = 1;
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'taskhost.usage') io.stderr.write(err.message + '\n');
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : err.exitCode || 2;
+    }
+    if (err instanceof InvalidConfigError) {
+      for (const line of formatIssues(err.errors)) io.stderr.write(`error: ${line}\n`);
+      if (err.errors.length === 0) io.stderr.write(`error: ${err.message}\n`);
+      return 1;
+    }
+    if (err instanceof TaskhostError) {
+      io.stderr.write(`error: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  return exitCode;
+}
+
+async function agentConfig(opts: GlobalOptions): Promise<AgentConfig> {
+  const base = opts.config ? await loadAgentConfig(opts.config) : resolvedDefaults();
+  const config = opts.pluginDir ? { ...base, pluginDir: path.resolve(opts.pluginDir) } : base;
+  return opts.logLevel ? { ...config, logLevel: opts.logLevel } : config;
+}
+
+function resolvedDefaults(): AgentConfig {
+  const config = parseAgentConfig({});
+  return { ...config, pluginDir: path.resolve(config.pluginDir), dataDir: path.resolve(config.dataDir) };
+}
+
+function pluginsTable(rows: PluginListing[], pluginDir: string): string {
+  const body = rows.map((r) => [
+    r.name,
+    r.type,
+    r.version ?? '-',
+    r.apiVersion ?? '-',
+    r.source,
+    r.state + (r.restarts ? ` (${r.restarts} restarts)` : ''),
+    r.reason && r.state !== 'running' ? r.reason : '',
+  ]);
+  const summary = `${rows.filter((r) => r.state === 'running').length} running, ${rows.length} found (plugin dir: ${pluginDir})`;
+  return `${table(['NAME', 'TYPE', 'VERSION', 'API', 'SOURCE', 'STATE', 'REASON'], body)}\n\n${summary}`;
+}

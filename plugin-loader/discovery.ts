@@ -1,0 +1,194 @@
+/**
+ * Finds plugins: the built-in folders and every folder of the plugin directory whose
+ * package.json has a `taskhost` manifest (design.md section 3). Discovery only reads files;
+ * a broken or incompatible plugin becomes a `skipped` entry with its reason, never an exception.
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import semver from 'semver';
+import { hostApiVersions, PluginManifest, type PluginType } from '../shared/plugin.js';
+import { compileSchema, formatIssues } from '../shared/schema.js';
+
+export type PluginSource = 'builtin' | 'plugin-dir';
+
+export interface PluginCandidate {
+  name: string;
+  type: PluginType;
+  /** The package.json version. */
+  version: string;
+  manifest: PluginManifest;
+  /** The API version chosen for it: the highest both sides speak. */
+  apiVersion: string;
+  dir: string;
+  /** file: URL of the entry module. */
+  entry: string;
+  source: PluginSource;
+}
+
+export interface SkippedPlugin {
+  /** The manifest's name when it could be read, else the folder name. */
+  name: string;
+  dir: string;
+  source: PluginSource;
+  code: 'INVALID_MANIFEST' | 'API_VERSION_MISMATCH' | 'SHADOWED';
+  reason: string;
+}
+
+export interface Discovery {
+  plugins: PluginCandidate[];
+  skipped: SkippedPlugin[];
+  /** Set when the plugin directory does not exist (not an error: there are just no plugins there). */
+  pluginDirMissing?: boolean;
+}
+
+const validateManifest = compileSchema<PluginManifest>(PluginManifest);
+const builtinRoot = fileURLToPath(new URL('..', import.meta.url));
+
+/** Folders of the plugins that ship with taskhost (loaded through the same workers as any plugin). */
+export const builtinPluginDirs: readonly string[] = ['drivers/mock'].map((d) => path.join(builtinRoot, d));
+
+/** Highest API version both sides speak, or undefined. Versions are "major.minor". */
+export function negotiateApiVersion(host: readonly string[], plugin: readonly string[]): string | undefined {
+  const key = (v: string) => v.split('.').map(Number) as [number, number];
+  const byNewest = (a: string, b: string) => {
+    const [am, an] = key(a);
+    const [bm, bn] = key(b);
+    return bm - am || bn - an;
+  };
+  const theirs = new Set(plugin);
+  return [...host].sort(byNewest).find((v) => theirs.has(v));
+}
+
+export async function discover(options: { pluginDir: string; builtinDirs?: readonly string[] }): Promise<Discovery> {
+  const found: PluginCandidate[] = [];
+  const skipped: SkippedPlugin[] = [];
+  const read = async (dir: string, source: PluginSource) => {
+    const result = await readPlugin(dir, source);
+    if (result === undefined) return;
+    if ('reason' in result) skipped.push(result);
+    else found.push(result);
+  };
+  for (const dir of options.builtinDirs ?? builtinPluginDirs) await read(dir, 'builtin');
+  const discovery: Discovery = { plugins: [], skipped };
+  const folders = await pluginFolders(options.pluginDir);
+  if (folders === undefined) discovery.pluginDirMissing = true;
+  for (const dir of folders ?? []) await read(dir, 'plugin-dir');
+  discovery.plugins = pickWinners(found, skipped);
+  return discovery;
+}
+
+/** Sub-folders of the plugin directory, one level of `@scope/` included; undefined if it is missing. */
+async function pluginFolders(root: string): Promise<string[] | undefined> {
+  let entries;
+  try {
+    entries = await readdir(root, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const out: string[] = [];
+  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+    if (!e.isDirectory() || e.name.startsWith('.')) continue;
+    const dir = path.join(root, e.name);
+    if (e.name.startsWith('@')) out.push(...((await pluginFolders(dir)) ?? []));
+    else out.push(dir);
+  }
+  return out;
+}
+
+async function readPlugin(dir: string, source: PluginSource): Promise<PluginCandidate | SkippedPlugin | undefined> {
+  const folder = path.basename(dir);
+  const skip = (code: SkippedPlugin['code'], reason: string, name = folder): SkippedPlugin => ({
+    name,
+    dir,
+    source,
+    code,
+    reason,
+  });
+  let text: string;
+  try {
+    text = await readFile(path.join(dir, 'package.json'), 'utf8');
+  } catch {
+    return undefined; // not a plugin: no manifest
+  }
+  let pkg: { name?: unknown; version?: unknown; main?: unknown; taskhost?: unknown };
+  try {
+    pkg = JSON.parse(text) as typeof pkg;
+  } catch (err) {
+    return skip('INVALID_MANIFEST', `package.json is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof pkg !== 'object' || pkg === null || pkg.taskhost === undefined) return undefined;
+  const checked = validateManifest(pkg.taskhost);
+  const name = typeof (pkg.taskhost as { name?: unknown })?.name === 'string' ? (pkg.taskhost as { name: string }).name : folder;
+  if (!checked.ok) {
+    const issues = checked.issues.map((i) => ({ ...i, path: `/taskhost${i.path}` }));
+    return skip('INVALID_MANIFEST', `package.json manifest is invalid: ${formatIssues(issues).join('; ')}`, name);
+  }
+  const manifest = checked.value;
+  const version = typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+  if (!semver.valid(version)) return skip('INVALID_MANIFEST', `package.json version "${version}" is not semver`, name);
+  const apiVersion = negotiateApiVersion(hostApiVersions, manifest.apiVersions);
+  if (apiVersion === undefined) {
+    return skip(
+      'API_VERSION_MISMATCH',
+      `speaks plugin API ${manifest.apiVersions.join(', ')}; this host speaks ${hostApiVersions.join(', ')}`,
+      name,
+    );
+  }
+  const main = typeof pkg.main === 'string' ? pkg.main : 'index.js';
+  const entry = await entryFile(dir, main, source === 'builtin');
+  if (entry === undefined) return skip('INVALID_MANIFEST', `entry module "${main}" (package.json "main") does not exist`, name);
+  return {
+    name: manifest.name,
+    type: manifest.type,
+    version,
+    manifest,
+    apiVersion,
+    dir,
+    entry: pathToFileURL(entry).href,
+    source,
+  };
+}
+
+/** The entry file; built-ins run from their TypeScript sources when taskhost itself does. */
+async function entryFile(dir: string, main: string, allowTs: boolean): Promise<string | undefined> {
+  const candidates = [path.resolve(dir, main)];
+  if (allowTs && main.endsWith('.js')) candidates.push(path.resolve(dir, main.replace(/\.js$/, '.ts')));
+  for (const file of candidates) {
+    try {
+      if ((await stat(file)).isFile()) return file;
+    } catch {
+      // try the next one
+    }
+  }
+  return undefined;
+}
+
+/**
+ * One plugin per name. A plugin-dir plugin overrides a built-in of the same name unless its
+ * version is strictly lower; between plugin-dir plugins the higher version wins.
+ */
+function pickWinners(found: PluginCandidate[], skipped: SkippedPlugin[]): PluginCandidate[] {
+  const byName = new Map<string, PluginCandidate>();
+  for (const c of found) {
+    const current = byName.get(c.name);
+    if (!current) {
+      byName.set(c.name, c);
+      continue;
+    }
+    const cmp = semver.compare(c.version, current.version);
+    const replaces =
+      current.source === 'builtin' && c.source === 'plugin-dir' ? cmp >= 0 : c.source === current.source && cmp > 0;
+    const [winner, loser] = replaces ? [c, current] : [current, c];
+    byName.set(c.name, winner);
+    skipped.push({
+      name: loser.name,
+      dir: loser.dir,
+      source: loser.source,
+      code: 'SHADOWED',
+      reason: `another plugin named "${winner.name}" is used instead: ${winner.dir} (version ${winner.version}, ${winner.source})`,
+    });
+  }
+  return [...byName.values()];
+}

@@ -1,0 +1,220 @@
+/**
+ * The plugin loader: discovers plugins, negotiates API versions, validates each plugin's config
+ * against its own schema, and hosts every enabled plugin in a supervised worker. Its events are
+ * what the driver and device managers use to re-initialise a plugin after a restart.
+ */
+import { EventEmitter } from 'eventemitter3';
+import { pino, type Logger } from 'pino';
+import {
+  PluginCrashedError,
+  PluginNotFoundError,
+  TaskhostError,
+  toErrorData,
+  type ErrorData,
+  type SchemaIssue,
+} from '../shared/errors.js';
+import type { PluginType } from '../shared/plugin.js';
+import { closest } from '../shared/schema.js';
+import { fillSupervision, type AgentConfig } from './agent-config.js';
+import { discover, type Discovery, type PluginCandidate, type PluginSource } from './discovery.js';
+import { PluginInstance, type PluginState } from './plugin-instance.js';
+
+export interface PluginLoaderOptions {
+  /** A validated agent config (see parseAgentConfig / loadAgentConfig). */
+  config: AgentConfig;
+  /** Folders of built-in plugins; defaults to the ones taskhost ships. */
+  builtinDirs?: readonly string[];
+  logger?: Logger;
+}
+
+export interface LoaderEvents {
+  started: [name: string];
+  crashed: [name: string, error: PluginCrashedError, inFlight: number];
+  restarted: [name: string, restarts: number];
+  failed: [name: string, error: TaskhostError];
+  state: [name: string, state: PluginState];
+}
+
+/** One row of `taskhost plugins`: a hosted plugin, or one that was found but not loaded. */
+export interface PluginListing {
+  name: string;
+  type: PluginType | 'unknown';
+  version?: string;
+  apiVersion?: string;
+  source: PluginSource;
+  dir: string;
+  /** Hosted plugins: their state. Others: `disabled` or `skipped`. */
+  state: PluginState | 'disabled' | 'skipped';
+  restarts?: number;
+  /** Why it was skipped, or its last error. */
+  reason?: string;
+  error?: ErrorData;
+}
+
+export class PluginLoader extends EventEmitter<LoaderEvents> {
+  readonly config: AgentConfig;
+  readonly #builtinDirs: readonly string[] | undefined;
+  readonly #log: Logger;
+  readonly #instances = new Map<string, PluginInstance>();
+  readonly #candidates = new Map<string, PluginCandidate>();
+  #discovery: Discovery | undefined;
+  #problems: SchemaIssue[] = [];
+  #closed = false;
+
+  constructor(options: PluginLoaderOptions) {
+    super();
+    this.config = options.config;
+    this.#builtinDirs = options.builtinDirs;
+    this.#log = options.logger ?? pino({ level: options.config.logLevel ?? 'warn' }, pino.destination(2));
+  }
+
+  /** Discovers plugins and starts every enabled one; resolves when each is running or failed. */
+  async start(): Promise<void> {
+    const discovery = await this.discover();
+    const starts: Promise<void>[] = [];
+    for (const candidate of discovery.plugins) {
+      const entry = this.config.plugins[candidate.name];
+      if (entry && !entry.enabled) continue;
+      starts.push(this.#host(candidate).start());
+    }
+    await Promise.all(starts);
+  }
+
+  /** Reads the built-in folders and the plugin directory (cached after the first call). */
+  async discover(): Promise<Discovery> {
+    if (this.#discovery) return this.#discovery;
+    const discovery = await discover({
+      pluginDir: this.config.pluginDir,
+      ...(this.#builtinDirs ? { builtinDirs: this.#builtinDirs } : {}),
+    });
+    this.#discovery = discovery;
+    if (discovery.pluginDirMissing) this.#log.debug({ pluginDir: this.config.pluginDir }, 'plugin directory does not exist');
+    for (const s of discovery.skipped) this.#log.warn({ plugin: s.name, dir: s.dir, code: s.code }, `plugin skipped: ${s.reason}`);
+    for (const c of discovery.plugins) this.#candidates.set(c.name, c);
+    this.#problems = unknownPluginNames(this.config, discovery);
+    for (const p of this.#problems) this.#log.warn({ path: p.path }, p.message);
+    return discovery;
+  }
+
+  /** Config entries that name no discovered plugin (with the closest name, when there is one). */
+  get problems(): readonly SchemaIssue[] {
+    return this.#problems;
+  }
+
+  /** The hosted plugin with this name. */
+  get(name: string): PluginInstance {
+    const instance = this.#instances.get(name);
+    if (instance) return instance;
+    const known = [...this.#instances.keys()];
+    const guess = closest(name, known);
+    throw new PluginNotFoundError(
+      `no plugin named "${name}" is loaded${guess ? ` (did you mean "${guess}"?)` : known.length ? ` (loaded: ${known.join(', ')})` : ''}`,
+    );
+  }
+
+  /** Hosted plugins, optionally of one type. */
+  instances(type?: PluginType): PluginInstance[] {
+    return [...this.#instances.values()].filter((i) => type === undefined || i.status().type === type);
+  }
+
+  /** Every plugin found, hosted or not, sorted by type then name. */
+  list(): PluginListing[] {
+    const rows: PluginListing[] = [];
+    for (const c of this.#candidates.values()) {
+      const instance = this.#instances.get(c.name);
+      const row: PluginListing = {
+        name: c.name,
+        type: c.type,
+        version: c.version,
+        apiVersion: c.apiVersion,
+        source: c.source,
+        dir: c.dir,
+        state: instance ? instance.state : 'disabled',
+      };
+      if (instance) {
+        row.restarts = instance.restarts;
+        const err = instance.lastError;
+        if (err) {
+          row.error = toErrorData(err);
+          row.reason = err.message;
+        }
+      } else row.reason = 'disabled in the agent config';
+      rows.push(row);
+    }
+    for (const s of this.#discovery?.skipped ?? []) {
+      rows.push({ name: s.name, type: 'unknown', source: s.source, dir: s.dir, state: 'skipped', reason: s.reason });
+    }
+    return rows.sort((a, b) => a.type.localeCompare(b.type) || a.name.localeCompare(b.name));
+  }
+
+  /** Shuts every plugin down (shutdown() within its deadline, then terminate). Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#instances.values()].map((i) => i.close()));
+    this.#log.flush?.();
+  }
+
+  #host(candidate: PluginCandidate): PluginInstance {
+    const entry = this.config.plugins[candidate.name];
+    const instance = new PluginInstance({
+      manifest: candidate.manifest,
+      entry: candidate.entry,
+      apiVersion: candidate.apiVersion,
+      config: entry?.config,
+      dataDir: this.config.dataDir,
+      supervision: fillSupervision(this.config.supervision, entry?.supervision),
+    });
+    const name = candidate.name;
+    const log = this.#log.child({ plugin: name });
+    instance.on('state', (state) => this.#emit('state', name, state));
+    instance.on('started', () => {
+      log.info({ apiVersion: candidate.apiVersion, source: candidate.source }, 'plugin started');
+      this.#emit('started', name);
+    });
+    instance.on('crashed', (error, inFlight) => {
+      log.warn({ err: toErrorData(error), inFlight }, `plugin crashed: ${error.message}`);
+      this.#emit('crashed', name, error, inFlight);
+    });
+    instance.on('restarted', (restarts) => {
+      log.info({ restarts }, 'plugin restarted');
+      this.#emit('restarted', name, restarts);
+    });
+    instance.on('failed', (error) => {
+      log.error({ err: toErrorData(error) }, `plugin failed: ${error.message}`);
+      this.#emit('failed', name, error);
+    });
+    instance.on('output', (stream, line) => log.info({ stream }, line));
+    this.#instances.set(name, instance);
+    return instance;
+  }
+
+  /** A listener that throws must not break the supervisor that emitted the event. */
+  #emit<K extends keyof LoaderEvents>(event: K, ...args: LoaderEvents[K]): void {
+    try {
+      (this.emit as (e: K, ...a: LoaderEvents[K]) => boolean)(event, ...args);
+    } catch (err) {
+      this.#log.error({ err, event }, 'a loader event listener threw');
+    }
+  }
+}
+
+function unknownPluginNames(config: AgentConfig, discovery: Discovery): SchemaIssue[] {
+  const known = [...discovery.plugins.map((p) => p.name)];
+  const skipped = new Map(discovery.skipped.map((s) => [s.name, s]));
+  const issues: SchemaIssue[] = [];
+  for (const name of Object.keys(config.plugins)) {
+    if (known.includes(name)) continue;
+    const s = skipped.get(name);
+    if (s) {
+      issues.push({ path: `/plugins/${name}`, message: `plugin "${name}" was found but skipped: ${s.reason}` });
+      continue;
+    }
+    const guess = closest(name, known);
+    issues.push({
+      path: `/plugins/${name}`,
+      message: `no plugin named "${name}"${guess ? ` (did you mean "${guess}"?)` : ''}; found: ${known.join(', ') || 'none'}`,
+    });
+  }
+  return issues;
+}

@@ -1,0 +1,176 @@
+/**
+ * The worker side of the protocol: loads one plugin and serves calls and streams for it.
+ * Kept free of worker_threads globals so tests can drive it in-process over a MessageChannel.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import {
+  NotImplementedError,
+  PluginLoadError,
+  PluginShutdownError,
+  toErrorData,
+} from '../shared/errors.js';
+import { PluginInfo, requiredMethods, type BasePlugin } from '../shared/plugin.js';
+import { compileSchema, formatIssues } from '../shared/schema.js';
+import type {
+  CallRequest,
+  ControlMessage,
+  Envelope,
+  LoadRequest,
+  LoadResult,
+  SessionRequest,
+  StreamControl,
+  StreamMessage,
+  StreamRequest,
+  WorkerMessage,
+} from './protocol.js';
+
+const validateInfo = compileSchema<PluginInfo>(PluginInfo);
+
+type Plugin = BasePlugin & Record<string, unknown>;
+
+export class PluginServer {
+  #plugin: Plugin | undefined;
+  #control: MessagePort | undefined;
+  readonly #calls = new Map<number, AbortController>();
+
+  /** Long-lived control channel: pings, cancellations, and plugin output back to the host. */
+  session({ port }: SessionRequest): Promise<void> {
+    this.#control = port;
+    return new Promise((resolve) => {
+      port.on('message', (msg: ControlMessage) => {
+        if (msg.type === 'ping') this.#send({ type: 'pong', seq: msg.seq });
+        else if (msg.type === 'cancel') this.#calls.get(msg.id)?.abort(new Error('cancelled by the host'));
+        else if (msg.type === 'close') {
+          port.close();
+          resolve();
+        }
+      });
+    });
+  }
+
+  /** Sends what the plugin writes to stdout/stderr to the host instead of the terminal. */
+  output(stream: 'stdout' | 'stderr', text: string): boolean {
+    if (!this.#control) return false;
+    this.#send({ type: 'output', stream, text });
+    return true;
+  }
+
+  async load({ entry, manifest }: LoadRequest): Promise<Envelope<LoadResult>> {
+    try {
+      let mod: { default?: unknown };
+      try {
+        mod = (await import(entry)) as { default?: unknown };
+      } catch (err) {
+        throw new PluginLoadError(`importing ${entry} failed: ${describe(err)}`, { cause: err });
+      }
+      let exported = mod.default;
+      if (typeof exported === 'function') {
+        try {
+          exported = await (exported as () => unknown)();
+        } catch (err) {
+          throw new PluginLoadError(`the plugin factory (default export) threw: ${describe(err)}`, { cause: err });
+        }
+      }
+      if (typeof exported !== 'object' || exported === null) {
+        throw new PluginLoadError(
+          `${entry} must export default the plugin object or a function returning it, got ${kindOf(exported)}`,
+        );
+      }
+      const plugin = exported as Plugin;
+      const missing = requiredMethods[manifest.type].filter((m) => typeof plugin[m] !== 'function');
+      if (missing.length) {
+        throw new PluginLoadError(`${manifest.type} plugin "${manifest.name}" does not implement ${missing.join(', ')}`);
+      }
+      const checked = validateInfo(await plugin.info());
+      if (!checked.ok) throw new PluginLoadError(`info() returned an invalid value: ${formatIssues(checked.issues).join('; ')}`);
+      const info = checked.value;
+      if (info.name !== manifest.name || info.type !== manifest.type) {
+        throw new PluginLoadError(
+          `info() says ${info.type} "${info.name}" but package.json says ${manifest.type} "${manifest.name}"`,
+        );
+      }
+      const configSchema = (await plugin.configSchema()) ?? null;
+      if (configSchema !== null && (typeof configSchema !== 'object' || Array.isArray(configSchema))) {
+        throw new PluginLoadError(`configSchema() must return a JSON Schema object or null, got ${kindOf(configSchema)}`);
+      }
+      this.#plugin = plugin;
+      return { ok: true, value: { info, configSchema, methods: methodsOf(plugin) } };
+    } catch (err) {
+      return { ok: false, error: toErrorData(err) };
+    }
+  }
+
+  async call({ id, method, args }: CallRequest): Promise<Envelope<unknown>> {
+    const controller = new AbortController();
+    this.#calls.set(id, controller);
+    try {
+      const value = await this.#method(method).apply(this.#plugin, [...args, controller.signal]);
+      return { ok: true, value };
+    } catch (err) {
+      return { ok: false, error: toErrorData(err) };
+    } finally {
+      this.#calls.delete(id);
+    }
+  }
+
+  /** Pumps a plugin's AsyncIterable to the port, never more items than the host has credited. */
+  async stream({ method, args, port, credit: initial }: StreamRequest): Promise<void> {
+    const controller = new AbortController();
+    let credit = initial;
+    let wake: (() => void) | undefined;
+    port.on('message', (msg: StreamControl) => {
+      if (msg.type === 'credit') credit += msg.n;
+      else controller.abort(new Error('cancelled by the host'));
+      wake?.();
+    });
+    const post = (msg: StreamMessage) => port.postMessage(msg);
+    try {
+      const iterable = this.#method(method).apply(this.#plugin, [...args, controller.signal]) as AsyncIterable<unknown>;
+      if (typeof iterable?.[Symbol.asyncIterator] !== 'function' && typeof (iterable as unknown as Iterable<unknown>)?.[Symbol.iterator] !== 'function') {
+        throw new NotImplementedError(`${method}() must return an AsyncIterable, got ${kindOf(iterable)}`);
+      }
+      for await (const value of iterable) {
+        while (credit <= 0 && !controller.signal.aborted) await new Promise<void>((r) => (wake = r));
+        if (controller.signal.aborted) break;
+        credit--;
+        post({ type: 'item', value });
+      }
+      if (!controller.signal.aborted) post({ type: 'end' });
+    } catch (err) {
+      if (!controller.signal.aborted) post({ type: 'error', error: toErrorData(err) });
+    } finally {
+      port.close();
+    }
+  }
+
+  #method(name: string): (...args: unknown[]) => unknown {
+    if (!this.#plugin) throw new PluginShutdownError('the plugin is not loaded');
+    const fn = this.#plugin[name];
+    if (typeof fn !== 'function') throw new NotImplementedError(`the plugin does not implement ${name}()`);
+    return fn as (...args: unknown[]) => unknown;
+  }
+
+  #send(msg: WorkerMessage): void {
+    this.#control?.postMessage(msg);
+  }
+}
+
+function methodsOf(plugin: object): string[] {
+  const names = new Set<string>();
+  for (let o: object | null = plugin; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+    for (const key of Object.getOwnPropertyNames(o)) {
+      if (key !== 'constructor' && typeof (plugin as Record<string, unknown>)[key] === 'function') names.add(key);
+    }
+  }
+  return [...names].sort();
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value;
+}

@@ -1,0 +1,321 @@
+/**
+ * One plugin worker thread for its whole life: a piscina pool of exactly one long-lived thread.
+ * When the thread dies, every call and stream on it settles with a PluginCrashedError and the
+ * worker emits `exit` once; restarting is the supervisor's job (a new PluginWorker).
+ */
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { EventEmitter } from 'eventemitter3';
+import { Piscina } from 'piscina';
+import {
+  CancelledError,
+  PluginCrashedError,
+  PluginError,
+  PluginShutdownError,
+  fromErrorData,
+} from '../shared/errors.js';
+import type { PluginManifest } from '../shared/plugin.js';
+import type {
+  CallRequest,
+  ControlMessage,
+  Envelope,
+  LoadRequest,
+  LoadResult,
+  StreamControl,
+  StreamMessage,
+  StreamRequest,
+  WorkerBoot,
+  WorkerMessage,
+} from './protocol.js';
+
+export interface PluginWorkerOptions {
+  /** Plugin name, for messages. */
+  name: string;
+  /** file: URL of the plugin's entry module. */
+  entry: string;
+  manifest: PluginManifest;
+  /** V8 old-generation heap limit of the worker, in MiB. */
+  heapMB: number;
+  /** How many calls and streams may be in flight at once. */
+  concurrency: number;
+}
+
+export interface PluginWorkerEvents {
+  exit: [error: PluginCrashedError];
+  output: [stream: 'stdout' | 'stderr', text: string];
+}
+
+export interface CallOptions {
+  signal?: AbortSignal | undefined;
+}
+
+export interface StreamOptions extends CallOptions {
+  /** Items the plugin may send ahead of the consumer (backpressure window). */
+  window?: number;
+}
+
+const here = import.meta.url;
+const fromSources = here.endsWith('.ts');
+const boot: WorkerBoot = {
+  runtime: new URL(fromSources ? './worker-runtime.ts' : './worker-runtime.js', here).href,
+  typescript: fromSources,
+};
+const workerFile = new URL('./worker.mjs', here).href;
+
+export class PluginWorker extends EventEmitter<PluginWorkerEvents> {
+  readonly #options: PluginWorkerOptions;
+  readonly #pool: Piscina;
+  readonly #control: MessagePort;
+  readonly #pending = new Map<number, (err: Error) => void>();
+  readonly #pings = new Map<number, (err?: Error) => void>();
+  #nextId = 1;
+  #exit: PluginCrashedError | undefined;
+  #closed = false;
+
+  constructor(options: PluginWorkerOptions) {
+    super();
+    this.#options = options;
+    this.#pool = new Piscina({
+      filename: workerFile,
+      minThreads: 1,
+      maxThreads: 1,
+      idleTimeout: Infinity,
+      atomics: 'disabled',
+      concurrentTasksPerWorker: options.concurrency,
+      resourceLimits: { maxOldGenerationSizeMb: options.heapMB },
+      workerData: boot,
+    });
+    this.#pool.on('error', (err: unknown) => this.#died(err));
+    const { port1, port2 } = new MessageChannel();
+    this.#control = port1;
+    port1.on('message', (msg: WorkerMessage) => {
+      if (msg.type === 'pong') this.#pings.get(msg.seq)?.();
+      else this.emit('output', msg.stream, msg.text);
+    });
+    this.#pool.run({ port: port2 }, { name: 'session', transferList: [port2] }).then(
+      () => this.#died(new Error('the plugin session ended')),
+      (err: unknown) => this.#died(err),
+    );
+  }
+
+  /** Why the worker died, once it has. */
+  get exitError(): PluginCrashedError | undefined {
+    return this.#exit;
+  }
+
+  /** Imports the plugin in the worker and returns what it says about itself. */
+  async load(): Promise<LoadResult> {
+    const request: LoadRequest = { entry: this.#options.entry, manifest: this.#options.manifest };
+    const envelope = await this.#run<Envelope<LoadResult>>(request, 'load');
+    if (!envelope.ok) throw fromErrorData(envelope.error);
+    return envelope.value;
+  }
+
+  /** Calls a plugin method. The plugin receives an AbortSignal after `args`. */
+  call(method: string, args: unknown[], options: CallOptions = {}): Promise<unknown> {
+    if (this.#exit) return Promise.reject(this.#exit);
+    if (this.#closed) return Promise.reject(this.#shutdownError());
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(cancelled(method, signal));
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      let onAbort: (() => void) | undefined;
+      const done = () => {
+        this.#pending.delete(id);
+        if (onAbort) signal!.removeEventListener('abort', onAbort);
+      };
+      this.#pending.set(id, (err) => {
+        done();
+        reject(err);
+      });
+      if (signal) {
+        onAbort = () => {
+          this.#post({ type: 'cancel', id });
+          done();
+          reject(cancelled(method, signal));
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+      const request: CallRequest = { id, method, args };
+      this.#run<Envelope<unknown>>(request, 'call').then(
+        (envelope) => {
+          done();
+          if (envelope.ok) resolve(envelope.value);
+          else reject(fromErrorData(envelope.error));
+        },
+        (err: unknown) => {
+          done();
+          reject(err);
+        },
+      );
+    });
+  }
+
+  /**
+   * Opens a plugin stream. Items arrive in order; the plugin never runs more than `window`
+   * items ahead of the consumer. Breaking out of the loop or aborting cancels it in the plugin.
+   */
+  stream<T = unknown>(method: string, args: unknown[], options: StreamOptions = {}): AsyncIterableIterator<T> {
+    const window = Math.max(1, options.window ?? 16);
+    const { signal } = options;
+    const id = this.#nextId++;
+    const { port1, port2 } = new MessageChannel();
+    const queue: T[] = [];
+    let failure: Error | undefined;
+    let finished = false;
+    let consumed = 0;
+    let wake: (() => void) | undefined;
+    const finish = (err?: Error) => {
+      if (finished) return;
+      finished = true;
+      if (err && !failure) failure = err;
+      this.#pending.delete(id);
+      if (onAbort) signal!.removeEventListener('abort', onAbort);
+      port1.close();
+      wake?.();
+    };
+    const cancel = (err?: Error) => {
+      if (finished) return;
+      port1.postMessage({ type: 'cancel' } satisfies StreamControl);
+      finish(err);
+    };
+    const onAbort = signal ? () => cancel(cancelled(method, signal)) : undefined;
+
+    if (this.#exit) finish(this.#exit);
+    else if (this.#closed) finish(this.#shutdownError());
+    else if (signal?.aborted) finish(cancelled(method, signal));
+    else {
+      this.#pending.set(id, (err) => finish(err));
+      if (onAbort) signal!.addEventListener('abort', onAbort, { once: true });
+      port1.on('message', (msg: StreamMessage) => {
+        if (msg.type === 'item') {
+          queue.push(msg.value as T);
+          wake?.();
+        } else finish(msg.type === 'error' ? fromErrorData(msg.error) : undefined);
+      });
+      const request: StreamRequest = { id, method, args, port: port2, credit: window };
+      this.#run(request, 'stream', [port2]).catch((err: unknown) => finish(err as Error));
+    }
+
+    const iterator: AsyncIterableIterator<T> = {
+      next: async (): Promise<IteratorResult<T>> => {
+        while (queue.length === 0 && !finished) await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+        if (queue.length > 0) {
+          const value = queue.shift()!;
+          if (!finished && ++consumed >= Math.ceil(window / 2)) {
+            port1.postMessage({ type: 'credit', n: consumed } satisfies StreamControl);
+            consumed = 0;
+          }
+          return { done: false, value };
+        }
+        if (failure) throw failure;
+        return { done: true, value: undefined };
+      },
+      return: async (): Promise<IteratorResult<T>> => {
+        cancel();
+        queue.length = 0;
+        return { done: true, value: undefined };
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
+  /** Resolves when the worker's event loop answers; rejects after `timeoutMs`. */
+  ping(timeoutMs: number): Promise<void> {
+    if (this.#exit) return Promise.reject(this.#exit);
+    const seq = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pings.delete(seq);
+        reject(new Error(`no answer to a liveness check within ${timeoutMs}ms`));
+      }, timeoutMs);
+      this.#pings.set(seq, (err) => {
+        clearTimeout(timer);
+        this.#pings.delete(seq);
+        if (err) reject(err);
+        else resolve();
+      });
+      this.#post({ type: 'ping', seq });
+    });
+  }
+
+  /** Terminates the thread as a crash: everything in flight settles with `error`. */
+  async kill(error: PluginCrashedError): Promise<void> {
+    this.#died(error);
+    await this.#pool.destroy();
+  }
+
+  /** Terminates the thread without counting it as a crash. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const err = this.#shutdownError();
+    for (const settle of [...this.#pending.values()]) settle(err);
+    this.#control.close();
+    await this.#pool.destroy();
+  }
+
+  #run<T>(request: object, name: string, transferList?: MessagePort[]): Promise<T> {
+    const options = transferList ? { name, transferList } : { name };
+    return (this.#pool.run(request, options) as Promise<T>).catch(async (err: unknown) => {
+      // piscina rejects every task on the thread when it dies; the session task's rejection
+      // says why, so give it a turn and report the classified crash instead of the raw error.
+      await new Promise((r) => setImmediate(r));
+      if (this.#exit) throw this.#exit;
+      if (this.#closed) throw this.#shutdownError();
+      throw new PluginError(`plugin "${this.#options.name}": ${err instanceof Error ? err.message : String(err)}`, {
+        cause: err,
+      });
+    });
+  }
+
+  #post(msg: ControlMessage): void {
+    if (!this.#closed && !this.#exit) this.#control.postMessage(msg);
+  }
+
+  #died(reason: unknown): void {
+    if (this.#exit || this.#closed) return;
+    const error = reason instanceof PluginCrashedError ? reason : classifyCrash(this.#options, reason);
+    this.#exit = error;
+    for (const settle of [...this.#pending.values()]) settle(error);
+    for (const settle of [...this.#pings.values()]) settle(error);
+    this.#control.close();
+    void this.#pool.destroy().catch(() => undefined);
+    this.emit('exit', error);
+  }
+
+  #shutdownError(): PluginShutdownError {
+    return new PluginShutdownError(`plugin "${this.#options.name}" is shut down`);
+  }
+}
+
+/** Turns what piscina reports about a dead thread into a PluginCrashedError that says why. */
+export function classifyCrash(options: { name: string; heapMB: number }, reason: unknown): PluginCrashedError {
+  const err = reason instanceof Error ? reason : new Error(String(reason));
+  const code = (err as { code?: unknown }).code;
+  const exit = /worker exited with code: (-?\d+)/.exec(err.message);
+  if (code === 'ERR_WORKER_OUT_OF_MEMORY') {
+    return new PluginCrashedError(
+      `plugin "${options.name}" ran out of memory (heap limit ${options.heapMB} MiB) and was stopped`,
+      { details: { reason: 'out-of-memory', heapMB: options.heapMB }, cause: err },
+    );
+  }
+  if (exit) {
+    const exitCode = Number(exit[1]);
+    return new PluginCrashedError(`plugin "${options.name}" exited (code ${exitCode})`, {
+      details: { reason: 'exit', exitCode },
+      cause: err,
+    });
+  }
+  return new PluginCrashedError(`plugin "${options.name}" crashed: ${err.message}`, {
+    details: { reason: 'uncaught-exception', error: err.message, ...(err.stack ? { stack: err.stack } : {}) },
+    cause: err,
+  });
+}
+
+function cancelled(method: string, signal: AbortSignal): CancelledError {
+  return new CancelledError(`${method}() was cancelled by the caller`, { cause: signal.reason });
+}

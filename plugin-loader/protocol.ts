@@ -1,0 +1,70 @@
+/**
+ * The wire protocol between the host and a plugin's worker, in one place.
+ * Three piscina handlers run in the worker: `session` (one long-lived task per worker that
+ * carries control messages and whose rejection is how the host learns the worker died),
+ * `call` (request/response) and `stream` (items over a transferred MessagePort with credits).
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { ErrorData } from '../shared/errors.js';
+import type { PluginInfo, PluginManifest } from '../shared/plugin.js';
+import type { JsonSchema } from '../shared/schema.js';
+
+/** workerData of every plugin worker. */
+export interface WorkerBoot {
+  /** file: URL of the worker runtime module. */
+  runtime: string;
+  /** Register a TypeScript loader first (running from sources, not from dist/). */
+  typescript: boolean;
+}
+
+export type Envelope<T> = { ok: true; value: T } | { ok: false; error: ErrorData };
+
+/** The `session` task: opened first, settles when the host sends `close`. */
+export interface SessionRequest {
+  port: MessagePort;
+}
+
+/** The `load` call: import the plugin module and describe it. */
+export interface LoadRequest {
+  entry: string;
+  manifest: PluginManifest;
+}
+
+export interface LoadResult {
+  info: PluginInfo;
+  configSchema: JsonSchema | null;
+  /** Names of the methods the plugin implements. */
+  methods: string[];
+}
+
+export interface CallRequest {
+  id: number;
+  method: string;
+  args: unknown[];
+}
+
+export interface StreamRequest extends CallRequest {
+  port: MessagePort;
+  /** Items the worker may send before it waits for more credit. */
+  credit: number;
+}
+
+/** Host to worker, on the session port. */
+export type ControlMessage =
+  | { type: 'ping'; seq: number }
+  | { type: 'cancel'; id: number }
+  | { type: 'close' };
+
+/** Worker to host, on the session port. */
+export type WorkerMessage =
+  | { type: 'pong'; seq: number }
+  | { type: 'output'; stream: 'stdout' | 'stderr'; text: string };
+
+/** Host to worker, on a stream's port. */
+export type StreamControl = { type: 'credit'; n: number } | { type: 'cancel' };
+
+/** Worker to host, on a stream's port. The last message is `end` or `error`. */
+export type StreamMessage =
+  | { type: 'item'; value: unknown }
+  | { type: 'end' }
+  | { type: 'error'; error: ErrorData };

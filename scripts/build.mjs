@@ -1,0 +1,24 @@
+// Compiles the TypeScript sources to dist/ and copies what tsc does not: the worker entry file
+// and the package.json manifests of the built-in plugins.
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const dist = path.join(root, 'dist');
+rmSync(dist, { recursive: true, force: true });
+execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
+  cwd: root,
+  stdio: 'inherit',
+});
+const manifests = ['drivers', 'devices'].flatMap((top) =>
+  readdirSync(path.join(root, top), { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(path.join(root, top, d.name, 'package.json')))
+    .map((d) => `${top}/${d.name}/package.json`),
+);
+const assets = ['plugin-loader/worker.mjs', ...manifests];
+for (const file of assets) {
+  mkdirSync(path.dirname(path.join(dist, file)), { recursive: true });
+  cpSync(path.join(root, file), path.join(dist, file));
+}

@@ -1,0 +1,29 @@
+/** Durations as people write them in config files: "250ms", "5s", "1m30s", "2h". */
+import { Type } from '@sinclair/typebox';
+
+const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const whole = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/;
+const part = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
+
+/** A schema for a duration string such as "5s" or "1m30s". */
+export const Duration = (options: { default?: string; description?: string } = {}) =>
+  Type.String({ pattern: whole.source, ...options });
+
+/** Milliseconds in a duration string; throws a RangeError that quotes the bad value. */
+export function parseDuration(text: string): number {
+  if (!whole.test(text)) {
+    throw new RangeError(`"${text}" is not a duration: write a number and a unit (ms, s, m, h), e.g. "5s" or "1m30s"`);
+  }
+  let total = 0;
+  for (const [, n, unit] of text.matchAll(part)) total += Number(n) * unitMs[unit!]!;
+  return Math.round(total);
+}
+
+/** "1m30s" style text for a number of milliseconds, for messages and output. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${+(ms / 1000).toFixed(ms % 1000 ? 1 : 0)}s`;
+  const m = Math.floor(ms / 60_000);
+  const s = Math.round((ms % 60_000) / 1000);
+  return s ? `${m}m${s}s` : `${m}m`;
+}
