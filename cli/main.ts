@@ -6,9 +6,10 @@ import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { InvalidConfigError, TaskhostError } from '../shared/errors.js';
 import { formatIssues } from '../shared/schema.js';
-import { loadAgentConfig, parseAgentConfig, type AgentConfig } from '../plugin-loader/agent-config.js';
+import { loadAgentConfig, logLevels, parseAgentConfig, type AgentConfig } from '../plugin-loader/agent-config.js';
 import { PluginLoader, type PluginListing } from '../plugin-loader/loader.js';
 import { validateAgentConfigFile } from '../plugin-loader/validate.js';
+import { cliLogger } from './log.js';
 import { table } from './table.js';
 
 export interface CliIO {
@@ -19,7 +20,7 @@ export interface CliIO {
 interface GlobalOptions {
   config?: string;
   pluginDir?: string;
-  logLevel?: string;
+  logLevel?: AgentConfig['logLevel'];
 }
 
 /** Exit codes: 0 ok, 1 invalid input or failed check, 2 usage error. */
@@ -30,9 +31,7 @@ export async function main(argv: string[], io: CliIO = process): Promise<number>
     .option('--config <file>', 'agent config file (JSON)')
     .option('--plugin-dir <dir>', 'plugin directory (overrides the config; default ./plugins)')
     .addOption(
-      new Option('--log-level <level>', 'log level for messages on stderr').choices([
-        'fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent',
-      ]),
+      new Option('--log-level <level>', 'log level for messages on stderr (default: warn; silent for plugins and validate)').choices(logLevels),
     )
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .exitOverride()
@@ -52,7 +51,8 @@ Examples:
     .option('--json', 'print one JSON document')
     .action(async (opts: { json?: boolean }) => {
       const config = await agentConfig(program.opts<GlobalOptions>());
-      const loader = new PluginLoader({ config });
+      // The table already says why a plugin is skipped or failed: no log lines unless asked for.
+      const loader = new PluginLoader({ config, logger: cliLogger(config.logLevel ?? 'silent', io) });
       try {
         await loader.start();
         const rows = loader.list();
@@ -71,8 +71,11 @@ Examples:
     .action(async (opts: { config?: string; json?: boolean }) => {
       const file = opts.config ?? program.opts<GlobalOptions>().config;
       if (!file) throw new CommanderError(2, 'taskhost.usage', 'error: validate needs --config <file>');
-      const pluginDir = program.opts<GlobalOptions>().pluginDir;
-      const report = await validateAgentConfigFile(file, pluginDir ? { pluginDir: path.resolve(pluginDir) } : {});
+      const { pluginDir, logLevel } = program.opts<GlobalOptions>();
+      const report = await validateAgentConfigFile(file, {
+        logger: cliLogger(logLevel ?? 'silent', io),
+        ...(pluginDir ? { pluginDir: path.resolve(pluginDir) } : {}),
+      });
       if (opts.json) io.stdout.write(JSON.stringify({ file, valid: report.issues.length === 0, ...report }, null, 2) + '\n');
       else {
         for (const line of formatIssues(report.issues)) io.stdout.write(`${file}: ${line}\n`);

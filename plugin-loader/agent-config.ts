@@ -7,7 +7,9 @@ import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Duration, parseDuration } from '../shared/duration.js';
 import { InvalidConfigError } from '../shared/errors.js';
-import { compileSchema, parseWith } from '../shared/schema.js';
+import { compileSchema, parseWith, StringEnum } from '../shared/schema.js';
+
+export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** How a plugin is supervised. Every key is optional; defaults are below. */
 export const Supervision = Type.Object(
@@ -42,9 +44,7 @@ export const AgentConfig = Type.Object(
   {
     pluginDir: Type.String({ default: './plugins', minLength: 1 }),
     dataDir: Type.String({ default: './.taskhost', minLength: 1 }),
-    logLevel: Type.Optional(
-      Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
-    ),
+    logLevel: Type.Optional(StringEnum(logLevels)),
     supervision: Type.Optional(Supervision),
     plugins: Type.Record(Type.String(), PluginEntry, { default: {} }),
   },

@@ -220,7 +220,6 @@ export class PluginInstance extends EventEmitter<PluginInstanceEvents> {
     });
     this.#worker = worker;
     worker.on('output', (stream, text) => this.#collect(stream, text));
-    this.#watch(worker);
     try {
       await withDeadline(this.#startup(worker), this.#sup.startTimeoutMs, () =>
         worker.kill(
@@ -238,7 +237,8 @@ export class PluginInstance extends EventEmitter<PluginInstanceEvents> {
       return this.#crashed(error, 0);
     }
     if (this.#state === 'stopped') return;
-    worker.on('exit', (error) => this.#crashed(error, 1));
+    worker.on('exit', (error, inFlight) => this.#crashed(error, inFlight));
+    this.#watch(worker);
     this.#startedAt = Date.now();
     this.#setState('running');
     if (this.#everStarted) this.emit('restarted', this.#restarts);
@@ -321,7 +321,6 @@ export class PluginInstance extends EventEmitter<PluginInstanceEvents> {
         this.#restarts++;
         void this.#attempt();
       }, this.#sup.breakerCooldownMs);
-      this.#timer.unref();
     }
   }
 

@@ -1,16 +1,12 @@
 /**
  * The worker side of the protocol: loads one plugin and serves calls and streams for it.
- * Kept free of worker_threads globals so tests can drive it in-process over a MessageChannel.
+ * Kept free of worker_threads globals so tests can drive it in-process over a MessageChannel,
+ * and free of heavy imports (ajv, TypeBox) so a worker starts fast: the host checks what
+ * `load` returns (see verify-plugin.ts).
  */
 import type { MessagePort } from 'node:worker_threads';
-import {
-  NotImplementedError,
-  PluginLoadError,
-  PluginShutdownError,
-  toErrorData,
-} from '../shared/errors.js';
-import { PluginInfo, requiredMethods, type BasePlugin } from '../shared/plugin.js';
-import { compileSchema, formatIssues } from '../shared/schema.js';
+import { NotImplementedError, PluginLoadError, PluginShutdownError, toErrorData } from '../shared/errors.js';
+import type { BasePlugin } from '../shared/plugin.js';
 import type {
   CallRequest,
   ControlMessage,
@@ -23,8 +19,6 @@ import type {
   StreamRequest,
   WorkerMessage,
 } from './protocol.js';
-
-const validateInfo = compileSchema<PluginInfo>(PluginInfo);
 
 type Plugin = BasePlugin & Record<string, unknown>;
 
@@ -77,24 +71,10 @@ export class PluginServer {
         );
       }
       const plugin = exported as Plugin;
-      const missing = requiredMethods[manifest.type].filter((m) => typeof plugin[m] !== 'function');
-      if (missing.length) {
-        throw new PluginLoadError(`${manifest.type} plugin "${manifest.name}" does not implement ${missing.join(', ')}`);
-      }
-      const checked = validateInfo(await plugin.info());
-      if (!checked.ok) throw new PluginLoadError(`info() returned an invalid value: ${formatIssues(checked.issues).join('; ')}`);
-      const info = checked.value;
-      if (info.name !== manifest.name || info.type !== manifest.type) {
-        throw new PluginLoadError(
-          `info() says ${info.type} "${info.name}" but package.json says ${manifest.type} "${manifest.name}"`,
-        );
-      }
-      const configSchema = (await plugin.configSchema()) ?? null;
-      if (configSchema !== null && (typeof configSchema !== 'object' || Array.isArray(configSchema))) {
-        throw new PluginLoadError(`configSchema() must return a JSON Schema object or null, got ${kindOf(configSchema)}`);
-      }
+      const info: unknown = typeof plugin.info === 'function' ? await plugin.info() : undefined;
+      const configSchema: unknown = typeof plugin.configSchema === 'function' ? await plugin.configSchema() : undefined;
       this.#plugin = plugin;
-      return { ok: true, value: { info, configSchema, methods: methodsOf(plugin) } };
+      return { ok: true, value: { info, configSchema, methods: methodsOf(plugin) } as LoadResult };
     } catch (err) {
       return { ok: false, error: toErrorData(err) };
     }

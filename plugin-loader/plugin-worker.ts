@@ -26,6 +26,7 @@ import type {
   WorkerBoot,
   WorkerMessage,
 } from './protocol.js';
+import { verifyPlugin } from './verify-plugin.js';
 
 export interface PluginWorkerOptions {
   /** Plugin name, for messages. */
@@ -40,7 +41,8 @@ export interface PluginWorkerOptions {
 }
 
 export interface PluginWorkerEvents {
-  exit: [error: PluginCrashedError];
+  /** The thread died; `inFlight` calls and streams were settled with `error`. */
+  exit: [error: PluginCrashedError, inFlight: number];
   output: [stream: 'stdout' | 'stderr', text: string];
 }
 
@@ -83,6 +85,8 @@ export class PluginWorker extends EventEmitter<PluginWorkerEvents> {
       concurrentTasksPerWorker: options.concurrency,
       resourceLimits: { maxOldGenerationSizeMb: options.heapMB },
       workerData: boot,
+      // Not the host's flags: its loaders (tap, ts-node, --inspect) have no business in a plugin.
+      execArgv: process.execArgv.filter((a) => a === '--enable-source-maps'),
     });
     this.#pool.on('error', (err: unknown) => this.#died(err));
     const { port1, port2 } = new MessageChannel();
@@ -102,12 +106,12 @@ export class PluginWorker extends EventEmitter<PluginWorkerEvents> {
     return this.#exit;
   }
 
-  /** Imports the plugin in the worker and returns what it says about itself. */
+  /** Imports the plugin in the worker and returns what it says about itself, verified. */
   async load(): Promise<LoadResult> {
     const request: LoadRequest = { entry: this.#options.entry, manifest: this.#options.manifest };
     const envelope = await this.#run<Envelope<LoadResult>>(request, 'load');
     if (!envelope.ok) throw fromErrorData(envelope.error);
-    return envelope.value;
+    return verifyPlugin(this.#options.manifest, envelope.value);
   }
 
   /** Calls a plugin method. The plugin receives an AbortSignal after `args`. */
@@ -280,11 +284,12 @@ export class PluginWorker extends EventEmitter<PluginWorkerEvents> {
     if (this.#exit || this.#closed) return;
     const error = reason instanceof PluginCrashedError ? reason : classifyCrash(this.#options, reason);
     this.#exit = error;
+    const inFlight = this.#pending.size;
     for (const settle of [...this.#pending.values()]) settle(error);
     for (const settle of [...this.#pings.values()]) settle(error);
     this.#control.close();
     void this.#pool.destroy().catch(() => undefined);
-    this.emit('exit', error);
+    this.emit('exit', error, inFlight);
   }
 
   #shutdownError(): PluginShutdownError {

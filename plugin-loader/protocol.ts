@@ -30,6 +30,7 @@ export interface LoadRequest {
   manifest: PluginManifest;
 }
 
+/** What the plugin said about itself, as it said it: the host verifies it (verify-plugin.ts). */
 export interface LoadResult {
   info: PluginInfo;
   configSchema: JsonSchema | null;

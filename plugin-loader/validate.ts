@@ -2,6 +2,7 @@
  * `taskhost validate --config F`: the agent config's own schema, then every enabled plugin's
  * config against the schema that plugin declares. Every issue carries its JSON path.
  */
+import type { Logger } from 'pino';
 import { InvalidConfigError, type SchemaIssue, TaskhostError } from '../shared/errors.js';
 import { loadAgentConfig, fillSupervision, type AgentConfig } from './agent-config.js';
 import { PluginLoader } from './loader.js';
@@ -19,7 +20,7 @@ export interface ConfigReport {
 
 export async function validateAgentConfigFile(
   file: string,
-  options: { builtinDirs?: readonly string[]; pluginDir?: string } = {},
+  options: { builtinDirs?: readonly string[]; pluginDir?: string; logger?: Logger } = {},
 ): Promise<ConfigReport> {
   let config: AgentConfig;
   try {
@@ -29,7 +30,11 @@ export async function validateAgentConfigFile(
     throw err;
   }
   if (options.pluginDir) config = { ...config, pluginDir: options.pluginDir };
-  const loader = new PluginLoader({ config, ...(options.builtinDirs ? { builtinDirs: options.builtinDirs } : {}) });
+  const loader = new PluginLoader({
+    config,
+    ...(options.builtinDirs ? { builtinDirs: options.builtinDirs } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
   const discovery = await loader.discover();
   const report: ConfigReport = { issues: [...loader.problems], warnings: [], checked: [] };
   await Promise.all(
@@ -48,8 +53,8 @@ export async function validateAgentConfigFile(
       const timer = setTimeout(() => void worker.close(), supervision.startTimeoutMs);
       try {
         const loaded = await worker.load();
-        validatePluginConfig(candidate.name, loaded.configSchema, entry?.config);
         report.checked.push(candidate.name);
+        validatePluginConfig(candidate.name, loaded.configSchema, entry?.config);
       } catch (err) {
         if (err instanceof InvalidConfigError) {
           report.issues.push(...err.errors.map((i) => ({ path: `${at}/config${i.path}`, message: i.message })));
@@ -64,5 +69,6 @@ export async function validateAgentConfigFile(
     }),
   );
   report.checked.sort();
+  report.issues.sort((a, b) => a.path.localeCompare(b.path));
   return report;
 }

@@ -4,7 +4,7 @@
  * cancellation is cooperative, so a plugin should stop work when the signal aborts.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import type { JsonSchema } from './schema.js';
+import { StringEnum, type JsonSchema } from './schema.js';
 
 export type PluginType = 'driver' | 'device';
 export const pluginTypes: readonly PluginType[] = ['driver', 'device'];
@@ -19,7 +19,7 @@ export const ApiVersion = Type.String({ pattern: '^[0-9]+\\.[0-9]+$' });
 
 /** What `info()` returns. It must agree with the manifest in package.json. */
 export const PluginInfo = Type.Object({
-  type: Type.Union([Type.Literal('driver'), Type.Literal('device')]),
+  type: StringEnum(['driver', 'device']),
   name: Type.String({ minLength: 1, pattern: '^[a-z0-9][a-z0-9_.-]*$' }),
   pluginVersion: Type.String({ minLength: 1 }),
   apiVersions: Type.Array(ApiVersion, { minItems: 1 }),

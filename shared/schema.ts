@@ -2,6 +2,7 @@
  * Schema helpers: one TypeBox schema gives the TypeScript type and the ajv validator.
  * Validation applies defaults, rejects unknown keys and names every error's JSON path.
  */
+import { Type, type TUnsafe } from '@sinclair/typebox';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { InvalidConfigError, type SchemaIssue } from './errors.js';
@@ -58,6 +59,14 @@ export function parseWith<T>(validator: Validator<T>, data: unknown, what: strin
   throw new InvalidConfigError(`${what} is invalid: ${formatIssues(issues).join('; ')}`, {
     details: { errors: issues },
   });
+}
+
+/** A string that must be one of `values`; reads better in errors than a union of literals. */
+export function StringEnum<const T extends readonly string[]>(
+  values: T,
+  options: { default?: T[number]; description?: string } = {},
+): TUnsafe<T[number]> {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
 }
 
 /** `/a/b: message` lines, one per issue, `(root)` for the document itself. */

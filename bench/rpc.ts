@@ -1,0 +1,294 @@
+/**
+ * npm run bench:rpc: taskhost's plugin transport against the go-plugin design it replaces
+ * (perf-anchors R1 and R2), in one run on one machine, so the ratios mean something even where
+ * the absolute numbers do not carry over.
+ *
+ *   1. call round trip of inspectTask: p50/p99 serial latency and throughput at 16 in flight,
+ *      ours vs a grpc-js plugin process on a unix socket, with a bare piscina pool and a raw
+ *      Worker as explanatory floors;
+ *   2. plugin cold start to first answer;
+ *   3. memory added per plugin.
+ *
+ * Targets are printed as PASS/MISS; a MISS never fails the run (exit 0). Errors do (exit 1).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { BarePiscinaClient } from './bare-piscina-client.js';
+import { findBenchPlugin, hostPlugin, startPlugin } from './bench-plugin.js';
+import { describeEnvironment } from './environment.js';
+import { GrpcPluginClient } from './grpc-plugin-client.js';
+import { importPlugin, invoke } from './import-plugin.js';
+import { measureLatency, measureThroughput, type CallArm, type Throughput } from './measure-calls.js';
+import { measureColdStarts } from './measure-cold-start.js';
+import { measureMemory } from './measure-memory.js';
+import { canReadProcessMemory } from './process-memory.js';
+import { RawWorkerClient } from './raw-worker-client.js';
+import { judge, renderReport, type CallArmKey, type MemoryReport, type Ratio, type RpcBenchReport, type Settings } from './report.js';
+import { bootstrapQuantileRatios, summarize, type Summary } from './stats.js';
+import type { PluginCandidate } from '../plugin-loader/discovery.js';
+
+const usage = `Usage: node dist/bench/rpc.js [options]   (or: npm run bench:rpc -- [options])
+
+  --calls N          measured serial calls per arm            (default 20000)
+  --block N          calls per interleaved block              (default 1000)
+  --warmup N         discarded warm-up calls per arm          (default 2000)
+  --in-flight N      concurrent calls for throughput          (default 16)
+  --throughput-ms N  measured throughput time per arm, ms     (default 3000)
+  --cold N           measured cold starts per arm             (default 20)
+  --plugins K        plugins per memory probe                 (default 8)
+  --memory-runs N    memory probe runs per arm                (default 3)
+  --quick            small counts for a smoke test (explicit flags still win)
+  --json             print one JSON document instead of the tables
+  --help`;
+
+const fullSettings: Settings = {
+  calls: 20_000,
+  block: 1_000,
+  warmup: 2_000,
+  inFlight: 16,
+  throughputMs: 3_000,
+  coldStarts: 20,
+  coldWarmup: 1,
+  plugins: 8,
+  memoryRuns: 3,
+  quick: false,
+};
+
+const quickSettings: Settings = {
+  calls: 1_000,
+  block: 250,
+  warmup: 200,
+  inFlight: 16,
+  throughputMs: 500,
+  coldStarts: 3,
+  coldWarmup: 1,
+  plugins: 2,
+  memoryRuns: 1,
+  quick: true,
+};
+
+/** Target ratios (perf-anchors section 9, R1 and R2): ours ÷ peer must be at most this. */
+const targets = { callLatency: 0.25, callLatencyAspiration: 0.1, coldStart: 0.4, memory: 0.3 };
+
+const taskId = 'c0ffee00-0000-4000-8000-000000000042';
+const inspectArgs = [taskId];
+/** Bootstrap resamples; the latency ones sort 20k samples each, so keep them few. */
+const latencyBootstrapRounds = 300;
+const coldBootstrapRounds = 2_000;
+
+function parseSettings(argv: string[]): { settings: Settings; json: boolean } | undefined {
+  const count = { type: 'string' } as const;
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      calls: count,
+      block: count,
+      warmup: count,
+      'in-flight': count,
+      'throughput-ms': count,
+      cold: count,
+      plugins: count,
+      'memory-runs': count,
+      quick: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${usage}\n`);
+    return undefined;
+  }
+  const base = values.quick ? quickSettings : fullSettings;
+  const int = (flag: string, raw: string | undefined, fallback: number, min: number): number => {
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${flag} must be an integer >= ${min}, got "${raw}"`);
+    return n;
+  };
+  const settings: Settings = {
+    calls: int('calls', values.calls, base.calls, 1),
+    block: int('block', values.block, base.block, 1),
+    warmup: int('warmup', values.warmup, base.warmup, 0),
+    inFlight: int('in-flight', values['in-flight'], base.inFlight, 1),
+    throughputMs: int('throughput-ms', values['throughput-ms'], base.throughputMs, 50),
+    coldStarts: int('cold', values.cold, base.coldStarts, 1),
+    coldWarmup: base.coldWarmup,
+    plugins: int('plugins', values.plugins, base.plugins, 1),
+    memoryRuns: int('memory-runs', values['memory-runs'], base.memoryRuns, 1),
+    quick: values.quick,
+  };
+  return { settings, json: values.json };
+}
+
+class UsageError extends Error {}
+
+function progress(message: string): void {
+  process.stderr.write(`[bench:rpc] ${message}\n`);
+}
+
+interface ClosableArm extends CallArm {
+  readonly key: CallArmKey;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the four call arms, one at a time, pushing each onto `arms` as soon as it exists so the
+ * caller can close whatever did start if a later one fails.
+ */
+async function startCallArms(candidate: PluginCandidate, dataDir: string, arms: ClosableArm[]): Promise<void> {
+  const instance = hostPlugin(candidate, dataDir);
+  arms.push({ key: 'ours', call: () => instance.call('inspectTask', inspectArgs), close: () => instance.close() });
+  await startPlugin(instance);
+  const bare = await BarePiscinaClient.launch(candidate.entry);
+  arms.push({ key: 'piscina', call: () => bare.call('inspectTask', inspectArgs), close: () => bare.close() });
+  const raw = await RawWorkerClient.launch(candidate.entry);
+  arms.push({ key: 'floor', call: () => raw.call('inspectTask', inspectArgs), close: () => raw.close() });
+  const grpc = await GrpcPluginClient.launch({ entry: candidate.entry, methods: ['inspectTask'] });
+  arms.push({ key: 'peer', call: () => grpc.call('inspectTask', inspectArgs), close: () => grpc.close() });
+}
+
+async function benchCalls(
+  candidate: PluginCandidate,
+  dataDir: string,
+  settings: Settings,
+  expected: string,
+): Promise<{ samples: Map<string, Float64Array>; throughput: Map<string, Throughput> }> {
+  const arms: ClosableArm[] = [];
+  try {
+    await startCallArms(candidate, dataDir, arms);
+    for (const arm of arms) {
+      const answer = JSON.stringify(await arm.call());
+      if (answer !== expected) throw new Error(`arm "${arm.key}" answered ${answer}, expected ${expected}`);
+    }
+    progress(`call latency: ${arms.length} arms x (${settings.warmup} warm-up + ${settings.calls} calls)`);
+    const samples = await measureLatency(arms, settings);
+    progress(`call throughput: ${settings.inFlight} in flight, ${settings.throughputMs} ms per arm`);
+    const throughput = await measureThroughput(arms, {
+      inFlight: settings.inFlight,
+      durationMs: settings.throughputMs,
+      blockMs: Math.min(500, settings.throughputMs),
+    });
+    return { samples, throughput };
+  } finally {
+    await Promise.all(arms.map((arm) => arm.close()));
+  }
+}
+
+async function benchColdStarts(candidate: PluginCandidate, dataDir: string, settings: Settings) {
+  progress(`cold starts: ${settings.coldWarmup} warm-up + ${settings.coldStarts} per arm`);
+  return measureColdStarts(
+    {
+      async ours() {
+        const start = performance.now();
+        const instance = hostPlugin(candidate, dataDir);
+        try {
+          await startPlugin(instance);
+          await instance.call('inspectTask', inspectArgs);
+          return performance.now() - start;
+        } finally {
+          await instance.close();
+        }
+      },
+      async peer() {
+        const start = performance.now();
+        const client = await GrpcPluginClient.launch({ entry: candidate.entry, methods: ['inspectTask'] });
+        try {
+          await client.call('inspectTask', inspectArgs);
+          return performance.now() - start;
+        } finally {
+          await client.close();
+        }
+      },
+    },
+    { runs: settings.coldStarts, warmup: settings.coldWarmup },
+  );
+}
+
+async function benchMemory(settings: Settings): Promise<MemoryReport> {
+  if (!canReadProcessMemory()) return { skipped: 'needs /proc/<pid>/smaps_rollup (Linux 4.14 or later)' };
+  progress(`memory: ${settings.memoryRuns} probe run(s) per arm, ${settings.plugins} plugins each`);
+  const { perPlugin, runs } = await measureMemory({ plugins: settings.plugins, runs: settings.memoryRuns });
+  return { plugins: settings.plugins, runs: settings.memoryRuns, perPluginBytes: perPlugin, probes: runs };
+}
+
+function ratios(
+  samples: Map<string, Float64Array>,
+  throughput: Record<CallArmKey, Throughput>,
+  cold: { ours: number[]; peer: number[] },
+  memory: MemoryReport,
+): Ratio[] {
+  const latency = (key: CallArmKey) => samples.get(key)!;
+  const p = (key: CallArmKey, q: number) => summarize(latency(key))[q === 0.5 ? 'p50' : 'p99'];
+  const [vsPeer50, vsPeer99] = bootstrapQuantileRatios(latency('ours'), latency('peer'), [0.5, 0.99], latencyBootstrapRounds);
+  const [vsFloor50, vsFloor99] = bootstrapQuantileRatios(latency('ours'), latency('floor'), [0.5, 0.99], latencyBootstrapRounds);
+  const [cold50, cold90] = bootstrapQuantileRatios(cold.ours, cold.peer, [0.5, 0.9], coldBootstrapRounds);
+  const coldOurs = summarize(cold.ours);
+  const coldPeer = summarize(cold.peer);
+  const call = { target: targets.callLatency, aspiration: targets.callLatencyAspiration };
+  const list: Omit<Ratio, 'verdict'>[] = [
+    { name: 'call p50, ours ÷ peer', value: p('ours', 0.5) / p('peer', 0.5), ci: vsPeer50!, ...call },
+    { name: 'call p99, ours ÷ peer', value: p('ours', 0.99) / p('peer', 0.99), ci: vsPeer99!, ...call },
+    { name: 'throughput, ours ÷ peer', value: throughput.ours.perSecond / throughput.peer.perSecond, higherIsBetter: true },
+    { name: 'call p50, ours ÷ floor (explanatory)', value: p('ours', 0.5) / p('floor', 0.5), ci: vsFloor50! },
+    { name: 'call p99, ours ÷ floor (explanatory)', value: p('ours', 0.99) / p('floor', 0.99), ci: vsFloor99! },
+    { name: 'cold start median, ours ÷ peer', value: coldOurs.p50 / coldPeer.p50, ci: cold50!, target: targets.coldStart },
+    { name: 'cold start p90, ours ÷ peer', value: coldOurs.p90 / coldPeer.p90, ci: cold90! },
+  ];
+  if (!('skipped' in memory)) {
+    const { ours, peer } = memory.perPluginBytes;
+    list.push(
+      { name: 'memory per plugin (Pss), ours ÷ peer', value: ours.pss / peer.pss, target: targets.memory },
+      { name: 'memory per plugin (Uss), ours ÷ peer', value: ours.uss / peer.uss },
+      { name: 'memory per plugin (Rss), ours ÷ peer', value: ours.rss / peer.rss },
+    );
+  }
+  return list.map(judge);
+}
+
+function byArm<T>(map: Map<string, T>): Record<CallArmKey, T> {
+  return Object.fromEntries(map) as Record<CallArmKey, T>;
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const parsed = parseSettings(process.argv.slice(2));
+  if (!parsed) return;
+  const { settings, json } = parsed;
+  const environment = describeEnvironment();
+  const candidate = await findBenchPlugin();
+  // What every arm must answer: the handler called in-process.
+  const expected = JSON.stringify(await invoke(await importPlugin(candidate.entry), 'inspectTask', inspectArgs));
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'taskhost-bench-'));
+  try {
+    const { samples, throughput } = await benchCalls(candidate, dataDir, settings, expected);
+    const cold = await benchColdStarts(candidate, dataDir, settings);
+    const memory = await benchMemory(settings);
+    const latencyUs = Object.fromEntries([...samples].map(([key, s]) => [key, summarize(s)])) as Record<CallArmKey, Summary>;
+    const report: RpcBenchReport = {
+      environment,
+      settings,
+      payloadBytes: Buffer.byteLength(expected),
+      latencyUs,
+      throughput: byArm(throughput),
+      coldStartMs: { ours: summarize(cold.ours), peer: summarize(cold.peer) },
+      memory,
+      ratios: ratios(samples, byArm(throughput), cold, memory),
+      elapsedSeconds: (performance.now() - started) / 1000,
+    };
+    process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : `${renderReport(report)}\n`);
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof UsageError || String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`${(err as Error).message}\n\n${usage}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  process.stderr.write(`bench:rpc failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+});

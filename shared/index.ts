@@ -1,0 +1,5 @@
+/** The plugin SDK (`taskhost/sdk`): everything a plugin author imports. Plugins see only this. */
+export * from './errors.js';
+export * from './plugin.js';
+export * from './schema.js';
+export * from './duration.js';
