@@ -58,6 +58,7 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
   readonly #instances = new Map<string, PluginInstance>();
   readonly #candidates = new Map<string, PluginCandidate>();
   #discovery: Discovery | undefined;
+  #starting: Promise<void> | undefined;
   #problems: SchemaIssue[] = [];
   #closed = false;
 
@@ -69,7 +70,12 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
   }
 
   /** Discovers plugins and starts every enabled one; resolves when each is running or failed. */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.#starting ??= this.#startAll();
+    return this.#starting;
+  }
+
+  async #startAll(): Promise<void> {
     const discovery = await this.discover();
     const starts: Promise<void>[] = [];
     for (const candidate of discovery.plugins) {

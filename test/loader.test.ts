@@ -26,7 +26,7 @@ t.test('start hosts every enabled plugin and lists everything found', async (t) 
   const events: string[] = [];
   l.on('started', (name) => events.push(`started:${name}`));
   l.on('failed', (name) => events.push(`failed:${name}`));
-  await l.start();
+  await Promise.all([l.start(), l.start()]);
   const rows = Object.fromEntries(l.list().map((r) => [r.name, r]));
   t.match(rows.good, { state: 'running', type: 'driver', version: '1.0.0', apiVersion: '1.0', source: 'plugin-dir', restarts: 0 });
   t.match(rows.mock, { state: 'running', source: 'builtin' });

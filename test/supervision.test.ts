@@ -241,3 +241,29 @@ t.test('backoff doubles per step with equal jitter, capped', async (t) => {
     t.ok(d >= ceiling / 2 && d <= ceiling, `step ${step}: ${d} within [${ceiling / 2}, ${ceiling}]`);
   }
 });
+
+t.test('a plugin that hangs or exits while importing is killed, retried, then failed', async (t) => {
+  const { PluginInstance } = await import('../plugin-loader/plugin-instance.js');
+  const { fillSupervision } = await import('../plugin-loader/agent-config.js');
+  const { fastSupervision } = await import('./helpers/fixture-plugins.js');
+  const make = (file: string) =>
+    new PluginInstance({
+      manifest: { type: 'driver', name: file.replace('.js', ''), apiVersions: ['1.0'] },
+      entry: new URL(`./fixtures/modules/${file}`, import.meta.url).href,
+      apiVersion: '1.0',
+      config: undefined,
+      dataDir: '/tmp/taskhost-test-import',
+      supervision: fillSupervision(fastSupervision, { startTimeout: '500ms', crashLoopRestarts: 2, breakerCooldown: '0s' }),
+    });
+  const spins = make('spins-at-import.js');
+  t.teardown(() => spins.close());
+  const failed = next<[Error]>(spins, 'failed');
+  await spins.start();
+  const [err] = await failed;
+  t.match(err, { code: 'PLUGIN_FAILED', message: /crashed 2 times .* did not start within 500ms/ });
+  const exits = make('exits-at-import.js');
+  t.teardown(() => exits.close());
+  const exitFailed = next<[Error]>(exits, 'failed');
+  await exits.start();
+  t.match((await exitFailed)[0], { code: 'PLUGIN_FAILED', message: /exited \(code 9\)/ });
+});
