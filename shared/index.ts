@@ -3,3 +3,4 @@ export * from './errors.js';
 export * from './plugin.js';
 export * from './schema.js';
 export * from './duration.js';
+export * from './env.js';
