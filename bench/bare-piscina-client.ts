@@ -3,10 +3,10 @@
  * atomics disabled, many tasks in flight) running a handler that calls the plugin directly.
  * Its distance to the floor is piscina's dispatch; ours' distance to it is taskhost's protocol.
  */
+import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { defaultSupervision } from '../plugin-loader/agent-config.js';
 import { siblingFile } from './paths.js';
-import { pathToFileURL } from 'node:url';
 
 export class BarePiscinaClient {
   readonly #pool: Piscina;

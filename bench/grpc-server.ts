@@ -4,7 +4,7 @@
  *
  *   TASKHOST_BENCH_PLUGIN=<cookie> node dist/bench/grpc-server.js <file: URL of the plugin entry>
  *
- * Prints the handshake line on stdout once it listens; exits on SIGTERM or when its stdin
+ * Prints the handshake line on stdout once it listens; exits on SIGTERM/SIGINT or when its stdin
  * closes, so a host that dies does not leave it running.
  */
 import { rmSync } from 'node:fs';
@@ -49,5 +49,6 @@ const stop = () => {
   process.exit(0);
 };
 process.on('SIGTERM', stop);
+process.on('SIGINT', stop); // Ctrl-C reaches the whole process group: still remove the socket
 process.stdin.on('end', stop);
 process.stdin.resume();

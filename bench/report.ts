@@ -93,10 +93,11 @@ export function renderReport(report: RpcBenchReport): string {
       }),
     ),
   );
+  // Means, not medians: a two-mode latency distribution's medians do not subtract meaningfully.
   const lat = report.latencyUs;
   out.push(
-    `   ours at p50 = thread hop (floor) ${formatNumber(lat.floor.p50)} + piscina dispatch ${formatNumber(lat.piscina.p50 - lat.floor.p50)} ` +
-      `+ taskhost protocol ${formatNumber(lat.ours.p50 - lat.piscina.p50)} µs`,
+    `   ours by mean = thread hop (floor) ${formatNumber(lat.floor.mean)} + piscina dispatch ${formatNumber(lat.piscina.mean - lat.floor.mean)} ` +
+      `+ taskhost protocol ${formatNumber(lat.ours.mean - lat.piscina.mean)} = ${formatNumber(lat.ours.mean)} µs`,
   );
   out.push('');
 

@@ -144,9 +144,9 @@ export class PluginInstance extends EventEmitter<PluginInstanceEvents> {
    * Calls a plugin method, waiting for the plugin if it is restarting. In-flight calls settle
    * with PluginCrashedError if the worker dies under them.
    */
-  async call<T = unknown>(method: string, args: unknown[] = [], options: CallOptions = {}): Promise<T> {
-    if (this.#state !== 'running') await this.ready(options.signal);
-    return (await this.#worker!.call(method, args, options)) as T;
+  call<T = unknown>(method: string, args: unknown[] = [], options: CallOptions = {}): Promise<T> {
+    if (this.#state === 'running') return this.#worker!.call(method, args, options) as Promise<T>;
+    return this.ready(options.signal).then(() => this.#worker!.call(method, args, options) as Promise<T>);
   }
 
   /** Opens a plugin stream (waits for the plugin if it is restarting). */

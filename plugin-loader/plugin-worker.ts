@@ -62,6 +62,7 @@ const boot: WorkerBoot = {
   typescript: fromSources,
 };
 const workerFile = new URL('./worker.mjs', here).href;
+const callTask = { name: 'call' } as const;
 
 export class PluginWorker extends EventEmitter<PluginWorkerEvents> {
   readonly #options: PluginWorkerOptions;
@@ -85,6 +86,7 @@ export class PluginWorker extends EventEmitter<PluginWorkerEvents> {
       concurrentTasksPerWorker: options.concurrency,
       resourceLimits: { maxOldGenerationSizeMb: options.heapMB },
       workerData: boot,
+      recordTiming: false,
       // Not the host's flags: its loaders (tap, ts-node, --inspect) have no business in a plugin.
       execArgv: process.execArgv.filter((a) => a === '--enable-source-maps'),
     });
@@ -140,7 +142,8 @@ export class PluginWorker extends EventEmitter<PluginWorkerEvents> {
         signal.addEventListener('abort', onAbort, { once: true });
       }
       const request: CallRequest = { id, method, args };
-      this.#run<Envelope<unknown>>(request, 'call').then(
+      // The hot path: one piscina task, no extra promise layers unless it fails.
+      (this.#pool.run(request, callTask) as Promise<Envelope<unknown>>).then(
         (envelope) => {
           done();
           if (envelope.ok) resolve(envelope.value);
@@ -148,7 +151,7 @@ export class PluginWorker extends EventEmitter<PluginWorkerEvents> {
         },
         (err: unknown) => {
           done();
-          reject(err);
+          this.#explain(err).then(reject, reject);
         },
       );
     });
@@ -264,15 +267,19 @@ export class PluginWorker extends EventEmitter<PluginWorkerEvents> {
 
   #run<T>(request: object, name: string, transferList?: MessagePort[]): Promise<T> {
     const options = transferList ? { name, transferList } : { name };
-    return (this.#pool.run(request, options) as Promise<T>).catch(async (err: unknown) => {
-      // piscina rejects every task on the thread when it dies; the session task's rejection
-      // says why, so give it a turn and report the classified crash instead of the raw error.
-      await new Promise((r) => setImmediate(r));
-      if (this.#exit) throw this.#exit;
-      if (this.#closed) throw this.#shutdownError();
-      throw new PluginError(`plugin "${this.#options.name}": ${err instanceof Error ? err.message : String(err)}`, {
-        cause: err,
-      });
+    return (this.#pool.run(request, options) as Promise<T>).catch((err: unknown) => this.#explain(err));
+  }
+
+  /**
+   * piscina rejects every task on the thread when it dies; the session task's rejection says
+   * why, so give it a turn and report the classified crash instead of the raw error.
+   */
+  async #explain(err: unknown): Promise<never> {
+    await new Promise((r) => setImmediate(r));
+    if (this.#exit) throw this.#exit;
+    if (this.#closed) throw this.#shutdownError();
+    throw new PluginError(`plugin "${this.#options.name}": ${err instanceof Error ? err.message : String(err)}`, {
+      cause: err,
     });
   }
 

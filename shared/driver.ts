@@ -1,0 +1,207 @@
+/**
+ * The driver contract (design.md section 4, after Nomad's driver plugin). A driver starts,
+ * watches, stops and recovers tasks. Every method may be sync or async; the host passes an
+ * AbortSignal after the declared arguments of every method.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { Duration } from './duration.js';
+import type { BasePlugin } from './plugin.js';
+import { StringEnum, type JsonSchema } from './schema.js';
+
+type Awaitable<T> = T | Promise<T>;
+
+export type DriverHealth = 'undetected' | 'unhealthy' | 'healthy';
+
+/** One fingerprint: `undetected` (its dependency is absent), `unhealthy` (present, not working), `healthy`. */
+export interface DriverFingerprint {
+  health: DriverHealth;
+  healthDescription: string;
+  attributes: Record<string, string | number | boolean>;
+}
+
+export const DriverFingerprintSchema = Type.Object({
+  health: StringEnum(['undetected', 'unhealthy', 'healthy']),
+  healthDescription: Type.String(),
+  attributes: Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean()])),
+});
+
+export interface DriverCapabilities {
+  /** signalTask works. */
+  sendSignals: boolean;
+  /** execTask works. */
+  exec: boolean;
+  /** How the task sees the file system: the host's (`none`) or its own (`image`, `chroot`). */
+  fsIsolation: 'none' | 'chroot' | 'image';
+  /** Network modes the driver accepts in a task's config. */
+  networkModes: ('none' | 'host')[];
+  /** Host paths can be mounted into the task. */
+  mounts: boolean;
+}
+
+export const DriverCapabilitiesSchema = Type.Object({
+  sendSignals: Type.Boolean(),
+  exec: Type.Boolean(),
+  fsIsolation: StringEnum(['none', 'chroot', 'image']),
+  networkModes: Type.Array(StringEnum(['none', 'host'])),
+  mounts: Type.Boolean(),
+});
+
+/** A device reserved for the task, ready for the driver to apply. */
+export interface TaskDevice {
+  hostPath: string;
+  taskPath: string;
+  /** Subset of "rwm". */
+  permissions: string;
+}
+
+export interface TaskMount {
+  hostPath: string;
+  taskPath: string;
+  readOnly: boolean;
+}
+
+/** What a driver's startTask receives: the task, resolved and validated by the host. */
+export interface TaskConfig {
+  /** Unique per start: `<allocId>/<name>/<8 hex>`. */
+  id: string;
+  name: string;
+  allocId: string;
+  jobName: string;
+  groupName: string;
+  driver: string;
+  /** The task's driver config, validated against taskConfigSchema() and interpolated. */
+  config: Record<string, unknown>;
+  /** The full environment from shared/env (device env included). */
+  env: Record<string, string>;
+  /** The part of `env` that came from device reservations. */
+  deviceEnv: Record<string, string>;
+  resources: { cpuShares?: number; memoryMB?: number };
+  devices: TaskDevice[];
+  mounts: TaskMount[];
+  user?: string;
+  /** Graceful stop time before a forced kill. */
+  killTimeoutMs: number;
+  /** Signal that asks the task to stop (driver default when absent). */
+  killSignal?: string;
+  /** Host paths of the task's directories. */
+  allocDir: string;
+  taskDir: string;
+  secretsDir: string;
+  /** Files the task's stdout and stderr go to. */
+  stdoutPath: string;
+  stderrPath: string;
+}
+
+export type TaskState = 'unknown' | 'running' | 'exited';
+
+/** Returned by startTask and persisted by the host; `driverState` must be enough to re-attach. */
+export interface TaskHandle {
+  /** The driver's version of the `driverState` layout. */
+  version: number;
+  config: TaskConfig;
+  state: TaskState;
+  driverState: unknown;
+}
+
+export interface ExitResult {
+  exitCode: number;
+  /** Name of the signal that ended the task ("SIGKILL"), or null. */
+  signal: string | null;
+  oomKilled: boolean;
+  /** Set when the driver could not tell how the task ended. */
+  err?: string;
+}
+
+export interface TaskStatus {
+  id: string;
+  name: string;
+  state: TaskState;
+  startedAt: string;
+  completedAt?: string;
+  exitResult?: ExitResult;
+  driverAttributes: Record<string, string>;
+}
+
+export interface TaskEvent {
+  taskId: string;
+  taskName: string;
+  allocId: string;
+  /** ISO time. */
+  timestamp: string;
+  message: string;
+  annotations?: Record<string, string>;
+}
+
+export interface TaskResourceUsage {
+  taskId: string;
+  /** Unix time in ms. */
+  timestamp: number;
+  cpu: { percent: number; userMs?: number; systemMs?: number };
+  memory: { rssBytes: number; usageBytes?: number };
+  /** Which of the optional fields were measured. */
+  measured: string[];
+}
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  exitResult: ExitResult;
+}
+
+export interface DriverPlugin<C = unknown> extends BasePlugin<C> {
+  /** JSON Schema for a task's `config` on this driver. */
+  taskConfigSchema(): Awaitable<JsonSchema>;
+  capabilities(): Awaitable<DriverCapabilities>;
+  /** The driver's health: the first item at once, then on every change (or periodically). */
+  fingerprint(signal: AbortSignal): AsyncIterable<DriverFingerprint>;
+  startTask(config: TaskConfig): Awaitable<{ handle: TaskHandle }>;
+  /** Resolves once the task has exited; may be called many times, also after exit. */
+  waitTask(taskId: string, signal: AbortSignal): Awaitable<ExitResult>;
+  /** Sends `killSignal` (or the default), waits up to `timeoutMs`, then kills. Keeps the task's state. */
+  stopTask(taskId: string, timeoutMs: number, killSignal?: string): Awaitable<void>;
+  /** Forgets the task and frees its resources; refuses a running task unless `force`. */
+  destroyTask(taskId: string, force: boolean): Awaitable<void>;
+  inspectTask(taskId: string): Awaitable<TaskStatus>;
+  /** Re-attaches to a task after a host or plugin restart; a no-op for a task it already has. */
+  recoverTask(handle: TaskHandle): Awaitable<void>;
+  /** Resource usage every `intervalMs` until the task exits or the signal aborts. */
+  taskStats(taskId: string, intervalMs: number, signal: AbortSignal): AsyncIterable<TaskResourceUsage>;
+  /** Informational events for all the driver's tasks. */
+  taskEvents(signal: AbortSignal): AsyncIterable<TaskEvent>;
+  signalTask?(taskId: string, signal: string): Awaitable<void>;
+  execTask?(taskId: string, command: string[], timeoutMs: number): Awaitable<ExecResult>;
+}
+
+/** The task spec file (contract, design.md section 6). */
+export const TaskSpec = Type.Object(
+  {
+    name: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' }),
+    driver: Type.String({ minLength: 1 }),
+    config: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
+    env: Type.Optional(Type.Record(Type.String(), Type.String())),
+    resources: Type.Optional(
+      Type.Object(
+        {
+          cpuShares: Type.Optional(Type.Integer({ minimum: 1 })),
+          memoryMB: Type.Optional(Type.Integer({ minimum: 4 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    devices: Type.Optional(
+      Type.Array(
+        Type.Object(
+          { name: Type.String({ minLength: 1 }), count: Type.Integer({ minimum: 1, default: 1 }) },
+          { additionalProperties: false },
+        ),
+      ),
+    ),
+    killTimeout: Duration({ default: '5s' }),
+    killSignal: Type.Optional(Type.String({ pattern: '^SIG[A-Z0-9]+$' })),
+    user: Type.Optional(Type.String({ minLength: 1 })),
+    job: Type.Optional(Type.String({ minLength: 1 })),
+    group: Type.Optional(Type.String({ minLength: 1 })),
+  },
+  { additionalProperties: false },
+);
+export type TaskSpec = Static<typeof TaskSpec>;
