@@ -3,7 +3,7 @@
  * config against the schema that plugin declares. Every issue carries its JSON path.
  */
 import type { Logger } from 'pino';
-import { InvalidConfigError, type SchemaIssue, TaskhostError } from '../shared/errors.js';
+import { InvalidConfigError, PluginCrashedError, type SchemaIssue, TaskhostError } from '../shared/errors.js';
 import { loadAgentConfig, fillSupervision, type AgentConfig } from './agent-config.js';
 import { PluginLoader } from './loader.js';
 import { validatePluginConfig } from './plugin-instance.js';
@@ -50,7 +50,10 @@ export async function validateAgentConfigFile(
         heapMB: supervision.heapMB,
         concurrency: 4,
       });
-      const timer = setTimeout(() => void worker.close(), supervision.startTimeoutMs);
+      const timer = setTimeout(() => {
+        const ms = supervision.startTimeoutMs;
+        void worker.kill(new PluginCrashedError(`plugin "${candidate.name}" did not load within ${ms}ms`));
+      }, supervision.startTimeoutMs);
       try {
         const loaded = await worker.load();
         report.checked.push(candidate.name);

@@ -42,6 +42,19 @@ t.test('a plugin that rejects: the caller gets the error, the plugin keeps runni
   t.equal(p.state, 'running');
 });
 
+t.test('an exception or rejection nobody catches kills the worker, not the host', async (t) => {
+  const p = await fixtureInstance('rejects');
+  t.teardown(() => p.close());
+  await p.start();
+  const thrown = await p.call('throwLater').catch((e: unknown) => e);
+  t.match(thrown, { code: 'PLUGIN_CRASHED', details: { reason: 'uncaught-exception', error: 'uncaught in a timer' } });
+  await next(p, 'restarted');
+  const rejected = await p.call('rejectLater').catch((e: unknown) => e);
+  t.match(rejected, { code: 'PLUGIN_CRASHED', details: { reason: 'uncaught-exception', error: 'nobody handled this rejection' } });
+  await next(p, 'restarted');
+  t.equal(await p.call('calls'), 0, 'a fresh worker');
+});
+
 t.test('a plugin that exits: in-flight calls settle as crashed, it restarts with fresh state', async (t) => {
   const p = await fixtureInstance('exits');
   t.teardown(() => p.close());
