@@ -172,6 +172,15 @@ export interface DriverPlugin<C = unknown> extends BasePlugin<C> {
   execTask?(taskId: string, command: string[], timeoutMs: number): Awaitable<ExecResult>;
 }
 
+/** Methods every driver must implement (the driver manager refuses a driver missing one). */
+export const driverMethods: readonly string[] = [
+  'taskConfigSchema', 'capabilities', 'fingerprint', 'startTask', 'waitTask', 'stopTask',
+  'destroyTask', 'inspectTask', 'recoverTask', 'taskStats', 'taskEvents',
+];
+
+/** Task ids: `<allocId>/<name>/<8 hex>`; drivers may rely on it containing no whitespace. */
+export const taskIdPattern = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+\/[0-9a-f]{8}$/;
+
 /** The task spec file (contract, design.md section 6). */
 export const TaskSpec = Type.Object(
   {

@@ -4,3 +4,4 @@ export * from './plugin.js';
 export * from './schema.js';
 export * from './duration.js';
 export * from './env.js';
+export * from './driver.js';
