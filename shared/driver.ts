@@ -3,6 +3,7 @@
  * watches, stops and recovers tasks. Every method may be sync or async; the host passes an
  * AbortSignal after the declared arguments of every method.
  */
+import { constants } from 'node:os';
 import { Type, type Static } from '@sinclair/typebox';
 import { Duration } from './duration.js';
 import type { BasePlugin } from './plugin.js';
@@ -103,6 +104,10 @@ export interface TaskHandle {
   driverState: unknown;
 }
 
+/**
+ * How a task ended. A task killed by a signal has `signal` set to its name and, as shells and
+ * Docker report it, `exitCode` 128 + the signal's number (137 for SIGKILL).
+ */
 export interface ExitResult {
   exitCode: number;
   /** Name of the signal that ended the task ("SIGKILL"), or null. */
@@ -170,6 +175,17 @@ export interface DriverPlugin<C = unknown> extends BasePlugin<C> {
   taskEvents(signal: AbortSignal): AsyncIterable<TaskEvent>;
   signalTask?(taskId: string, signal: string): Awaitable<void>;
   execTask?(taskId: string, command: string[], timeoutMs: number): Awaitable<ExecResult>;
+}
+
+/** The ExitResult of a task killed by `signal` (e.g. "SIGTERM"): exit code 128 + its number. */
+export function signalExit(signal: string, oomKilled = false): ExitResult {
+  const number = constants.signals[signal as keyof typeof constants.signals];
+  return { exitCode: number === undefined ? 128 : 128 + number, signal, oomKilled };
+}
+
+/** The number of a signal name, or undefined for a name this OS does not know. */
+export function signalNumber(signal: string): number | undefined {
+  return constants.signals[signal as keyof typeof constants.signals];
 }
 
 /** Methods every driver must implement (the driver manager refuses a driver missing one). */

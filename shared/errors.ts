@@ -121,6 +121,10 @@ export class TaskNotFoundError extends TaskhostError {
 export class TaskExistsError extends TaskhostError {
   static override readonly code = 'TASK_EXISTS';
 }
+/** The task is still running and the operation needs it stopped (destroy without force). */
+export class TaskRunningError extends TaskhostError {
+  static override readonly code = 'TASK_RUNNING';
+}
 /** A device id is not known to any plugin. */
 export class UnknownDeviceError extends TaskhostError {
   static override readonly code = 'UNKNOWN_DEVICE';
@@ -152,6 +156,7 @@ const classes: (typeof TaskhostError)[] = [
   TimeoutError,
   TaskNotFoundError,
   TaskExistsError,
+  TaskRunningError,
   UnknownDeviceError,
   DeviceUnhealthyError,
 ];

@@ -5,3 +5,4 @@ export * from './schema.js';
 export * from './duration.js';
 export * from './env.js';
 export * from './driver.js';
+export * from './event-hub.js';
