@@ -9,12 +9,16 @@ import { formatIssues } from '../shared/schema.js';
 import { loadAgentConfig, logLevels, parseAgentConfig, type AgentConfig } from '../plugin-loader/agent-config.js';
 import { PluginLoader, type PluginListing } from '../plugin-loader/loader.js';
 import { validateAgentConfigFile } from '../plugin-loader/validate.js';
+import { DriverManager } from '../drivers/driver-manager.js';
+import { validateTaskFile } from '../drivers/validate-task.js';
+import { runDriverConformance, type CheckResult } from '../drivers/conformance.js';
+import { runTask } from './run-task.js';
 import { cliLogger } from './log.js';
 import { table } from './table.js';
 
 export interface CliIO {
-  stdout: { write(text: string): unknown };
-  stderr: { write(text: string): unknown };
+  stdout: { write(text: string | Uint8Array): unknown };
+  stderr: { write(text: string | Uint8Array): unknown };
 }
 
 interface GlobalOptions {
@@ -40,9 +44,12 @@ export async function main(argv: string[], io: CliIO = process): Promise<number>
       'after',
       `
 Examples:
+  taskhost run examples/hello.json       run a task; its output streams here, its exit code is ours
+  taskhost run task.json --json          the same, with one JSON result document on stdout
   taskhost plugins                       list built-in plugins and those in ./plugins
-  taskhost plugins --json                the same, as one JSON document
-  taskhost validate --config agent.json  check an agent config and every plugin's config`,
+  taskhost fingerprint                   each driver's health and attributes
+  taskhost validate --config agent.json  check an agent config and every plugin's config
+  taskhost validate --task task.json     check a task spec and its driver config`,
     );
 
   program
@@ -64,13 +71,102 @@ Examples:
     });
 
   program
-    .command('validate')
-    .description('validate an agent config (and each plugin config in it); one line per error, each with its JSON path')
-    .option('--config <file>', 'the agent config file to validate')
+    .command('run')
+    .argument('<file>', 'task spec (JSON)')
+    .description("run one task to completion: its output streams to the terminal, events to stderr, and taskhost exits with the task's exit code")
+    .option('--json', 'print only a JSON result document on stdout (task output and events go to stderr)')
+    .action(async (file: string, opts: { json?: boolean }) => {
+      const globals = program.opts<GlobalOptions>();
+      const config = await agentConfig(globals);
+      exitCode = await runTask({ file, json: Boolean(opts.json), config, logger: cliLogger(config.logLevel ?? 'warn', io), io });
+    });
+
+  program
+    .command('conformance')
+    .argument('<plugin>', 'a plugin folder (./plugins/my-driver) or the name of a plugin taskhost finds (raw_exec)')
+    .description('run the conformance suite against a driver: each check of the contract, and what to fix when one fails')
     .option('--json', 'print one JSON document')
-    .action(async (opts: { config?: string; json?: boolean }) => {
+    .action(async (target: string, opts: { json?: boolean }) => {
+      const globals = program.opts<GlobalOptions>();
+      const config = globals.config || globals.pluginDir ? await agentConfig(globals) : undefined;
+      const mark: Record<CheckResult['status'], string> = { pass: 'ok  ', fail: 'FAIL', skip: 'skip' };
+      if (!opts.json) io.stdout.write(`taskhost conformance: ${target}\n`);
+      const report = await runDriverConformance({
+        target,
+        ...(config ? { config } : {}),
+        logger: cliLogger(globals.logLevel ?? 'silent', io),
+        onCheck: (c) => {
+          if (opts.json) return;
+          io.stdout.write(`  ${mark[c.status]}  ${c.name} (${c.durationMs}ms)\n`);
+          if (c.message) io.stdout.write(`        ${c.message}\n`);
+        },
+      });
+      if (opts.json) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      else {
+        const p = report.plugin;
+        const what = [p.name, p.version && `version ${p.version}`, p.apiVersion && `API ${p.apiVersion}`, p.source].filter(Boolean).join(', ');
+        io.stdout.write(`${what}: ${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped\n`);
+      }
+      if (report.failed > 0) exitCode = 1;
+    });
+
+  program
+    .command('fingerprint')
+    .description("each driver's health, description and attributes")
+    .option('--json', 'print one JSON document')
+    .action(async (opts: { json?: boolean }) => {
+      const config = await agentConfig(program.opts<GlobalOptions>());
+      const logger = cliLogger(config.logLevel ?? 'silent', io);
+      const loader = new PluginLoader({ config, logger });
+      const manager = new DriverManager({ loader, logger });
+      try {
+        await manager.waitForFirstFingerprint(10_000);
+        const drivers = manager.health().sort((a, b) => a.name.localeCompare(b.name));
+        if (opts.json) io.stdout.write(JSON.stringify({ drivers }, null, 2) + '\n');
+        else {
+          const rows = drivers.map((d) => [
+            d.name,
+            d.health,
+            d.healthDescription,
+            Object.entries(d.attributes).map(([k, v]) => `${k}=${v}`).join(' '),
+          ]);
+          io.stdout.write(table(['DRIVER', 'HEALTH', 'DESCRIPTION', 'ATTRIBUTES'], rows) + '\n');
+        }
+      } finally {
+        await manager.close();
+        await loader.close();
+      }
+    });
+
+  program
+    .command('validate')
+    .description('validate an agent config (and each plugin config in it) or a task spec; one line per error, each with its JSON path')
+    .option('--config <file>', 'the agent config file to validate')
+    .option('--task <file>', 'a task spec to validate (against its driver\'s schema too)')
+    .option('--json', 'print one JSON document')
+    .action(async (opts: { config?: string; task?: string; json?: boolean }) => {
+      if (opts.task) {
+        const globals = program.opts<GlobalOptions>();
+        const config = await agentConfig(globals);
+        const logger = cliLogger(globals.logLevel ?? 'silent', io);
+        const loader = new PluginLoader({ config, logger });
+        const manager = new DriverManager({ loader, logger });
+        try {
+          const issues = await validateTaskFile(opts.task, manager);
+          if (opts.json) io.stdout.write(JSON.stringify({ file: opts.task, valid: issues.length === 0, issues }, null, 2) + '\n');
+          else {
+            for (const line of formatIssues(issues)) io.stdout.write(`${opts.task}: ${line}\n`);
+            if (issues.length === 0) io.stdout.write(`${opts.task}: valid\n`);
+          }
+          if (issues.length > 0) exitCode = 1;
+        } finally {
+          await manager.close();
+          await loader.close();
+        }
+        return;
+      }
       const file = opts.config ?? program.opts<GlobalOptions>().config;
-      if (!file) throw new CommanderError(2, 'taskhost.usage', 'error: validate needs --config <file>');
+      if (!file) throw new CommanderError(2, 'taskhost.usage', 'error: validate needs --config <file> or --task <file>');
       const { pluginDir, logLevel } = program.opts<GlobalOptions>();
       const report = await validateAgentConfigFile(file, {
         logger: cliLogger(logLevel ?? 'silent', io),

@@ -46,6 +46,10 @@ export const AgentConfig = Type.Object(
     dataDir: Type.String({ default: './.taskhost', minLength: 1 }),
     logLevel: Type.Optional(StringEnum(logLevels)),
     supervision: Type.Optional(Supervision),
+    hostEnvAllow: Type.Array(Type.String({ minLength: 1, pattern: '^[A-Za-z0-9_.]+\\*?$' }), {
+      default: ['PATH', 'LANG', 'LC_*', 'TZ'],
+      description: "the agent's environment variables tasks may see (exact names, or PREFIX_*); nothing else passes",
+    }),
     plugins: Type.Record(Type.String(), PluginEntry, { default: {} }),
   },
   { additionalProperties: false },

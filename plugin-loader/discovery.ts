@@ -10,7 +10,8 @@ import semver from 'semver';
 import { hostApiVersions, PluginManifest, type PluginType } from '../shared/plugin.js';
 import { compileSchema, formatIssues } from '../shared/schema.js';
 
-export type PluginSource = 'builtin' | 'plugin-dir';
+/** Where a plugin came from: shipped with taskhost, the plugin directory, or named by path. */
+export type PluginSource = 'builtin' | 'plugin-dir' | 'path';
 
 export interface PluginCandidate {
   name: string;
@@ -60,7 +61,14 @@ export function negotiateApiVersion(host: readonly string[], plugin: readonly st
   return [...host].sort(byNewest).find((v) => theirs.has(v));
 }
 
-export async function discover(options: { pluginDir: string; builtinDirs?: readonly string[] }): Promise<Discovery> {
+export interface DiscoverOptions {
+  pluginDir: string;
+  builtinDirs?: readonly string[] | undefined;
+  /** Plugin folders named one by one (e.g. by `taskhost conformance PATH`). */
+  extraDirs?: readonly string[] | undefined;
+}
+
+export async function discover(options: DiscoverOptions): Promise<Discovery> {
   const found: PluginCandidate[] = [];
   const skipped: SkippedPlugin[] = [];
   const read = async (dir: string, source: PluginSource) => {
@@ -74,6 +82,7 @@ export async function discover(options: { pluginDir: string; builtinDirs?: reado
   const folders = await pluginFolders(options.pluginDir);
   if (folders === undefined) discovery.pluginDirMissing = true;
   for (const dir of folders ?? []) await read(dir, 'plugin-dir');
+  for (const dir of options.extraDirs ?? []) await read(dir, 'path');
   discovery.plugins = pickWinners(found, skipped);
   return discovery;
 }
@@ -178,8 +187,10 @@ function pickWinners(found: PluginCandidate[], skipped: SkippedPlugin[]): Plugin
       continue;
     }
     const cmp = semver.compare(c.version, current.version);
+    // A folder named by path always wins: it is the one the person asked for.
     const replaces =
-      current.source === 'builtin' && c.source === 'plugin-dir' ? cmp >= 0 : c.source === current.source && cmp > 0;
+      c.source === 'path' ||
+      (current.source === 'builtin' && c.source === 'plugin-dir' ? cmp >= 0 : c.source === current.source && cmp > 0);
     const [winner, loser] = replaces ? [c, current] : [current, c];
     byName.set(c.name, winner);
     skipped.push({

@@ -24,6 +24,8 @@ export interface PluginLoaderOptions {
   config: AgentConfig;
   /** Folders of built-in plugins; defaults to the ones taskhost ships. */
   builtinDirs?: readonly string[];
+  /** Plugin folders to load besides the plugin directory, named by path. */
+  extraDirs?: readonly string[];
   logger?: Logger;
 }
 
@@ -54,6 +56,7 @@ export interface PluginListing {
 export class PluginLoader extends EventEmitter<LoaderEvents> {
   readonly config: AgentConfig;
   readonly #builtinDirs: readonly string[] | undefined;
+  readonly #extraDirs: readonly string[] | undefined;
   readonly #log: Logger;
   readonly #instances = new Map<string, PluginInstance>();
   readonly #candidates = new Map<string, PluginCandidate>();
@@ -66,6 +69,7 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
     super();
     this.config = options.config;
     this.#builtinDirs = options.builtinDirs;
+    this.#extraDirs = options.extraDirs;
     this.#log = options.logger ?? pino({ level: options.config.logLevel ?? 'warn' }, pino.destination(2));
   }
 
@@ -91,7 +95,8 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
     if (this.#discovery) return this.#discovery;
     const discovery = await discover({
       pluginDir: this.config.pluginDir,
-      ...(this.#builtinDirs ? { builtinDirs: this.#builtinDirs } : {}),
+      builtinDirs: this.#builtinDirs,
+      extraDirs: this.#extraDirs,
     });
     this.#discovery = discovery;
     if (discovery.pluginDirMissing) this.#log.debug({ pluginDir: this.config.pluginDir }, 'plugin directory does not exist');

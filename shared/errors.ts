@@ -174,8 +174,11 @@ export function toErrorData(err: unknown): ErrorData {
     return data;
   }
   if (err instanceof Error) {
-    const data: ErrorData = { code: PluginError.code, message: err.message, recoverable: false };
     const code = (err as { code?: unknown }).code;
+    // A plugin without the SDK may throw a plain Error carrying one of our codes.
+    const known = typeof code === 'string' ? errorCodes.get(code) : undefined;
+    if (known) return toErrorData(new known(err.message, { cause: err }));
+    const data: ErrorData = { code: PluginError.code, message: err.message, recoverable: false };
     if (typeof code === 'string') data.details = { cause: code };
     if (err.stack !== undefined) data.stack = err.stack;
     return data;

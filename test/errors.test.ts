@@ -66,3 +66,10 @@ t.test('InvalidConfigError exposes its issues', async (t) => {
   t.same(err.errors, [{ path: '/a', message: 'is required' }]);
   t.same(new InvalidConfigError('bad').errors, []);
 });
+
+t.test('a plain Error carrying a known code keeps it; other codes stay a cause', async (t) => {
+  const back = fromErrorData(toErrorData(Object.assign(new Error('no task x'), { code: 'TASK_NOT_FOUND' })));
+  t.ok(back instanceof TaskNotFoundError);
+  t.equal(back.message, 'no task x');
+  t.equal(toErrorData(Object.assign(new Error('x'), { code: 'ENOENT' })).code, 'PLUGIN_ERROR');
+});

@@ -77,7 +77,7 @@ t.test('loader events carry the plugin name through a crash and restart', async 
 
 t.test('agent config: defaults, and supervision layered agent-wide then per plugin', async (t) => {
   const config = parseAgentConfig({});
-  t.same(config, { pluginDir: './plugins', dataDir: './.taskhost', plugins: {} });
+  t.same(config, { pluginDir: './plugins', dataDir: './.taskhost', hostEnvAllow: ['PATH', 'LANG', 'LC_*', 'TZ'], plugins: {} });
   const filled = fillSupervision({ heapMB: 128, restartBackoff: '1s' }, { restartBackoff: '2s', crashLoopRestarts: 9 });
   t.equal(filled.heapMB, 128);
   t.equal(filled.restartBackoffMs, 2000);

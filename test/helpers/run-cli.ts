@@ -5,8 +5,8 @@ export async function runCli(args: string[]): Promise<{ code: number; stdout: st
   let stdout = '';
   let stderr = '';
   const code = await main(args, {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
+    stdout: { write: (s: string | Uint8Array) => (stdout += s.toString()) },
+    stderr: { write: (s: string | Uint8Array) => (stderr += s.toString()) },
   });
   return { code, stdout, stderr };
 }

@@ -1,0 +1,137 @@
+/**
+ * `taskhost run F`: runs one task to completion. The task's own output is streamed as it comes
+ * (stdout to stdout, stderr to stderr; with --json both go to stderr so that stdout holds only
+ * the result document), events go to stderr, and Ctrl-C stops the task within its kill timeout
+ * (a second Ctrl-C kills it at once).
+ */
+import type { Logger } from 'pino';
+import type { ExitResult, TaskEvent } from '../shared/driver.js';
+import { TaskhostError } from '../shared/errors.js';
+import { formatDuration } from '../shared/duration.js';
+import type { AgentConfig } from '../plugin-loader/agent-config.js';
+import { PluginLoader } from '../plugin-loader/loader.js';
+import { DriverManager } from '../drivers/driver-manager.js';
+import { loadTaskSpec } from '../drivers/prepare-task.js';
+import { followFile } from './follow-file.js';
+import type { CliIO } from './main.js';
+
+export interface RunResult {
+  taskId: string;
+  name: string;
+  driver: string;
+  exitCode: number;
+  signal: string | null;
+  oomKilled: boolean;
+  err?: string;
+  durationMs: number;
+  stdoutPath: string;
+  stderrPath: string;
+  events: { time: string; message: string; annotations?: Record<string, string> }[];
+}
+
+export interface RunOptions {
+  file: string;
+  json: boolean;
+  config: AgentConfig;
+  logger: Logger;
+  io: CliIO;
+  /** Where Ctrl-C comes from (the process, or a test). */
+  interrupts?: { on(event: 'SIGINT', fn: () => void): unknown; off(event: 'SIGINT', fn: () => void): unknown };
+}
+
+/** Runs the task; resolves with the process exit code (the task's own, or 1 when it could not run). */
+export async function runTask(options: RunOptions): Promise<number> {
+  const { io, json, config } = options;
+  const spec = await loadTaskSpec(options.file);
+  const loader = new PluginLoader({ config, logger: options.logger });
+  const manager = new DriverManager({ loader, logger: options.logger });
+  const events: RunResult['events'] = [];
+  const say = (message: string) => io.stderr.write(`taskhost: ${message}\n`);
+  const interrupts = options.interrupts ?? process;
+  const following = new AbortController();
+  let onInterrupt: (() => void) | undefined;
+  try {
+    await manager.start();
+    manager.driver(spec.driver); // a clear error for an unknown driver, before anything else
+    await manager.waitForFirstFingerprint(10_000);
+    const health = manager.health().find((h) => h.name === spec.driver)!;
+    if (health.health !== 'healthy') {
+      say(`driver "${spec.driver}" is ${health.health}: ${health.healthDescription}`);
+      return 1;
+    }
+    const task = await manager.prepare(spec, { hostEnv: process.env, hostEnvAllow: config.hostEnvAllow });
+    const record = (message: string, annotations?: Record<string, string>) => {
+      events.push({ time: new Date().toISOString(), message, ...(annotations ? { annotations } : {}) });
+      if (!json) say(`[${spec.name}] ${message}`);
+    };
+    manager.on('taskEvent', (_driver: string, event: TaskEvent) => {
+      if (event.taskId === task.id) record(event.message, event.annotations);
+    });
+    const out = json ? io.stderr : io.stdout;
+    const followers = [
+      followFile(task.stdoutPath, (chunk) => out.write(chunk), following.signal),
+      followFile(task.stderrPath, (chunk) => io.stderr.write(chunk), following.signal),
+    ];
+    const started = performance.now();
+    await manager.startTask(task);
+    let interrupted = 0;
+    onInterrupt = () => {
+      interrupted++;
+      if (interrupted === 1) {
+        say(`stopping ${spec.name} (up to ${formatDuration(task.killTimeoutMs)}; Ctrl-C again to kill it now)`);
+        manager.stopTask(task.id).catch((err: unknown) => say(`stop failed: ${(err as Error).message}`));
+      } else {
+        say(`killing ${spec.name}`);
+        manager.stopTask(task.id, 0, 'SIGKILL').catch((err: unknown) => say(`kill failed: ${(err as Error).message}`));
+      }
+    };
+    interrupts.on('SIGINT', onInterrupt);
+    let exit: ExitResult;
+    try {
+      exit = await manager.waitTask(task.id);
+    } finally {
+      following.abort();
+      await Promise.all(followers);
+    }
+    const durationMs = Math.round(performance.now() - started);
+    await manager.destroyTask(task.id, true).catch(() => undefined);
+    const result: RunResult = {
+      taskId: task.id,
+      name: spec.name,
+      driver: spec.driver,
+      exitCode: exit.exitCode,
+      signal: exit.signal,
+      oomKilled: exit.oomKilled,
+      ...(exit.err ? { err: exit.err } : {}),
+      durationMs,
+      stdoutPath: task.stdoutPath,
+      stderrPath: task.stderrPath,
+      events,
+    };
+    if (json) io.stdout.write(JSON.stringify(result, null, 2) + '\n');
+    else say(describeExit(spec.name, exit, durationMs));
+    return exitCodeOf(exit);
+  } catch (err) {
+    if (err instanceof TaskhostError && err.code !== 'INVALID_CONFIG') {
+      say(`task ${spec.name} could not run: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    following.abort();
+    if (onInterrupt) interrupts.off('SIGINT', onInterrupt);
+    await manager.close();
+    await loader.close();
+  }
+}
+
+function describeExit(name: string, exit: ExitResult, ms: number): string {
+  const how = exit.signal ? `was killed by ${exit.signal} (exit code ${exit.exitCode})` : `exited with code ${exit.exitCode}`;
+  return `task ${name} ${how}${exit.oomKilled ? ', out of memory' : ''}${exit.err ? ` (${exit.err})` : ''} after ${formatDuration(ms)}`;
+}
+
+/** The process exit code for a task's result: its own code, 1 when it is unknown. */
+function exitCodeOf(exit: ExitResult): number {
+  if (exit.exitCode >= 0 && exit.exitCode <= 255) return exit.exitCode;
+  return 1;
+}

@@ -1,0 +1,449 @@
+/**
+ * The driver manager: every driver plugin the loader hosts, its health (from its fingerprint
+ * stream, re-opened whenever it ends or the plugin restarts), the handles of the live tasks, and
+ * recovery: after a driver restarts, `recoverTask` is called for every one of its tasks, and a
+ * `waitTask` that was in flight when the driver crashed simply waits again. No task is lost.
+ */
+import { EventEmitter } from 'eventemitter3';
+import { pino, type Logger } from 'pino';
+import {
+  DriverFingerprintSchema,
+  driverMethods,
+  type DriverCapabilities,
+  type DriverFingerprint,
+  type DriverHealth,
+  type ExitResult,
+  type TaskConfig,
+  type TaskEvent,
+  type TaskHandle,
+  type TaskSpec,
+  type TaskStatus,
+} from '../shared/driver.js';
+import {
+  CancelledError,
+  PluginCrashedError,
+  PluginFailedError,
+  PluginLoadError,
+  PluginNotFoundError,
+  TaskNotFoundError,
+  TaskhostError,
+  toErrorData,
+} from '../shared/errors.js';
+import { compileSchema, formatIssues, type JsonSchema } from '../shared/schema.js';
+import type { PluginLoader } from '../plugin-loader/loader.js';
+import { backoff } from '../plugin-loader/plugin-instance.js';
+import { DriverClient } from './driver-client.js';
+import { MemoryHandleStore, type HandleStore } from './handle-store.js';
+import { prepareTask, type PrepareOptions } from './prepare-task.js';
+
+/** What the manager knows of a driver's health. */
+export interface DriverHealthInfo {
+  name: string;
+  health: DriverHealth;
+  healthDescription: string;
+  attributes: Record<string, string | number | boolean>;
+  /** Whether a fingerprint has arrived since the manager started. */
+  fingerprinted: boolean;
+  updatedAt: string;
+}
+
+export interface DriverManagerEvents {
+  /** A driver's health, description or attributes changed. */
+  health: [info: DriverHealthInfo];
+  /** An event from a driver about one of its tasks. */
+  taskEvent: [driver: string, event: TaskEvent];
+  /** A task was re-attached after its driver (or the host) restarted. */
+  recovered: [driver: string, taskId: string];
+  /** A task could not be re-attached; its handle is dropped. */
+  lost: [driver: string, taskId: string, error: TaskhostError];
+}
+
+export interface DriverManagerOptions {
+  loader: PluginLoader;
+  /** Where live task handles are kept (default: memory). Use FileHandleStore to survive a host restart. */
+  store?: HandleStore;
+  logger?: Logger;
+  /** First and maximum delay before a fingerprint or event stream is re-opened. */
+  streamBackoffMs?: [number, number];
+}
+
+interface Driver {
+  client: DriverClient;
+  health: DriverHealthInfo;
+  schema?: Promise<JsonSchema>;
+  capabilities?: Promise<DriverCapabilities>;
+  /** Settles when the driver's tasks have been recovered after its latest crash. */
+  recovery?: Promise<void>;
+  firstFingerprint: Promise<void>;
+  markFingerprinted: () => void;
+}
+
+const validateFingerprint = compileSchema<DriverFingerprint>(DriverFingerprintSchema);
+
+export class DriverManager extends EventEmitter<DriverManagerEvents> {
+  readonly #loader: PluginLoader;
+  readonly #store: HandleStore;
+  readonly #log: Logger;
+  readonly #backoff: [number, number];
+  readonly #drivers = new Map<string, Driver>();
+  readonly #handles = new Map<string, TaskHandle>();
+  readonly #closing = new AbortController();
+  #loops: Promise<void>[] = [];
+  #started: Promise<void> | undefined;
+
+  constructor(options: DriverManagerOptions) {
+    super();
+    this.#loader = options.loader;
+    this.#store = options.store ?? new MemoryHandleStore();
+    this.#log = options.logger ?? pino({ level: 'warn' }, pino.destination(2));
+    this.#backoff = options.streamBackoffMs ?? [1_000, 60_000];
+  }
+
+  /** Starts watching every driver the loader hosts, and recovers the tasks in the store. */
+  start(): Promise<void> {
+    this.#started ??= this.#start();
+    return this.#started;
+  }
+
+  async #start(): Promise<void> {
+    await this.#loader.start();
+    for (const instance of this.#loader.instances('driver')) {
+      let markFingerprinted!: () => void;
+      const firstFingerprint = new Promise<void>((resolve) => (markFingerprinted = resolve));
+      const driver: Driver = {
+        client: new DriverClient(instance),
+        health: {
+          name: instance.name,
+          health: 'undetected',
+          healthDescription: 'no fingerprint yet',
+          attributes: {},
+          fingerprinted: false,
+          updatedAt: new Date().toISOString(),
+        },
+        firstFingerprint,
+        markFingerprinted,
+      };
+      this.#drivers.set(instance.name, driver);
+      this.#loops.push(this.#fingerprintLoop(driver), this.#eventLoop(driver));
+    }
+    this.#loader.on('crashed', this.#onCrashed);
+    this.#loader.on('restarted', this.#onRestarted);
+    this.#loader.on('failed', this.#onFailed);
+    for (const handle of await this.#store.list()) {
+      this.#handles.set(handle.config.id, handle);
+    }
+    await Promise.all(
+      [...this.#drivers.values()].map((d) => this.#recoverAll(d, 'host restart').catch(() => undefined)),
+    );
+  }
+
+  /** Resolves once every driver has fingerprinted (or failed), or when `timeoutMs` has passed. */
+  async waitForFirstFingerprint(timeoutMs = 50_000): Promise<void> {
+    await this.start();
+    const timeout = new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref());
+    await Promise.race([Promise.all([...this.#drivers.values()].map((d) => d.firstFingerprint)), timeout]);
+  }
+
+  /** Health of every driver. */
+  health(): DriverHealthInfo[] {
+    return [...this.#drivers.values()].map((d) => ({ ...d.health }));
+  }
+
+  /** The driver with this name. */
+  driver(name: string): DriverClient {
+    const driver = this.#drivers.get(name);
+    if (!driver) {
+      const known = [...this.#drivers.keys()];
+      throw new PluginNotFoundError(`no driver named "${name}" (drivers: ${known.join(', ') || 'none'})`);
+    }
+    return driver.client;
+  }
+
+  /** The driver's task config schema (asked once per driver). */
+  taskConfigSchema(name: string): Promise<JsonSchema> {
+    const driver = this.#entry(name);
+    driver.schema ??= driver.client.taskConfigSchema().catch((err: unknown) => {
+      delete driver.schema;
+      throw err;
+    });
+    return driver.schema;
+  }
+
+  capabilities(name: string): Promise<DriverCapabilities> {
+    const driver = this.#entry(name);
+    driver.capabilities ??= driver.client.capabilities().catch((err: unknown) => {
+      delete driver.capabilities;
+      throw err;
+    });
+    return driver.capabilities;
+  }
+
+  /** Builds a TaskConfig for a spec on its driver (see prepareTask). */
+  async prepare(spec: TaskSpec, options: Omit<PrepareOptions, 'spec' | 'schema' | 'capabilities' | 'dataDir'> = {}): Promise<TaskConfig> {
+    await this.start();
+    const [schema, capabilities] = await Promise.all([this.taskConfigSchema(spec.driver), this.capabilities(spec.driver)]);
+    return prepareTask({ ...options, spec, schema, capabilities, dataDir: this.#loader.config.dataDir });
+  }
+
+  /** Starts a task and keeps its handle until it is destroyed. */
+  async startTask(config: TaskConfig, signal?: AbortSignal): Promise<TaskHandle> {
+    const { handle } = await this.#entry(config.driver).client.startTask(config, { signal });
+    this.#handles.set(config.id, handle);
+    await this.#store.put(handle);
+    return handle;
+  }
+
+  /** Live task handles (started, not yet destroyed). */
+  tasks(): TaskHandle[] {
+    return [...this.#handles.values()];
+  }
+
+  /** Waits for the task to exit; a crash of its driver meanwhile is waited out, not reported. */
+  async waitTask(taskId: string, signal?: AbortSignal): Promise<ExitResult> {
+    for (;;) {
+      const driver = this.#driverOf(taskId);
+      try {
+        return await driver.client.waitTask(taskId, signal);
+      } catch (err) {
+        if (!(err instanceof PluginCrashedError) || signal?.aborted) throw err;
+        await this.#recovered(driver, signal);
+        if (!this.#handles.has(taskId)) throw new TaskNotFoundError(`task ${taskId} was lost when its driver restarted`, { cause: err });
+      }
+    }
+  }
+
+  async stopTask(taskId: string, timeoutMs?: number, killSignal?: string): Promise<void> {
+    const handle = this.#handle(taskId);
+    await this.#retryOverCrash(taskId, (d) =>
+      d.client.stopTask(taskId, timeoutMs ?? handle.config.killTimeoutMs, killSignal ?? handle.config.killSignal),
+    );
+  }
+
+  /** Destroys the task in its driver and forgets its handle. */
+  async destroyTask(taskId: string, force = true): Promise<void> {
+    await this.#retryOverCrash(taskId, (d) => d.client.destroyTask(taskId, force));
+    this.#handles.delete(taskId);
+    await this.#store.delete(taskId);
+  }
+
+  inspectTask(taskId: string): Promise<TaskStatus> {
+    return this.#retryOverCrash(taskId, (d) => d.client.inspectTask(taskId));
+  }
+
+  signalTask(taskId: string, signal: string): Promise<void> {
+    return this.#retryOverCrash(taskId, (d) => d.client.signalTask(taskId, signal));
+  }
+
+  /** Stops watching drivers. Running tasks are left alone (they outlive the manager). */
+  async close(): Promise<void> {
+    this.#closing.abort();
+    this.#loader.off('crashed', this.#onCrashed);
+    this.#loader.off('restarted', this.#onRestarted);
+    this.#loader.off('failed', this.#onFailed);
+    await Promise.all(this.#loops);
+  }
+
+  #entry(name: string): Driver {
+    const driver = this.#drivers.get(name);
+    if (!driver) this.driver(name); // throws the helpful error
+    return driver!;
+  }
+
+  #handle(taskId: string): TaskHandle {
+    const handle = this.#handles.get(taskId);
+    if (!handle) throw new TaskNotFoundError(`no live task with id ${taskId}`);
+    return handle;
+  }
+
+  #driverOf(taskId: string): Driver {
+    return this.#entry(this.#handle(taskId).config.driver);
+  }
+
+  async #retryOverCrash<T>(taskId: string, work: (driver: Driver) => Promise<T>): Promise<T> {
+    const driver = this.#driverOf(taskId);
+    try {
+      return await work(driver);
+    } catch (err) {
+      if (!(err instanceof PluginCrashedError)) throw err;
+      await this.#recovered(driver);
+      return work(driver);
+    }
+  }
+
+  /** Resolves when the driver is back and its tasks recovered; rejects if it failed for good. */
+  async #recovered(driver: Driver, signal?: AbortSignal): Promise<void> {
+    await driver.client.instance.ready(signal);
+    await driver.recovery;
+  }
+
+  readonly #onCrashed = (name: string): void => {
+    const driver = this.#drivers.get(name);
+    if (!driver) return;
+    this.#setHealth(driver, { health: 'unhealthy', healthDescription: `driver plugin crashed; restarting` });
+    let done!: () => void;
+    driver.recovery = new Promise<void>((resolve) => (done = resolve));
+    const instance = driver.client.instance;
+    const settle = () => {
+      instance.off('state', onState);
+      done();
+    };
+    // Recovery runs on `restarted`; if the plugin fails instead, waiters must not hang.
+    const onState = (state: string) => state === 'failed' && settle();
+    instance.on('state', onState);
+    instance.once('restarted', () => void this.#recoverAll(driver, 'driver restart').finally(settle));
+  };
+
+  readonly #onRestarted = (name: string): void => {
+    const driver = this.#drivers.get(name);
+    if (driver) {
+      delete driver.schema;
+      delete driver.capabilities;
+    }
+  };
+
+  readonly #onFailed = (name: string, error: TaskhostError): void => {
+    const driver = this.#drivers.get(name);
+    if (driver) this.#setHealth(driver, { health: 'unhealthy', healthDescription: `driver plugin failed: ${error.message}` });
+  };
+
+  /** Calls recoverTask for every live handle of the driver; a handle it refuses is dropped. */
+  async #recoverAll(driver: Driver, why: string): Promise<void> {
+    const handles = [...this.#handles.values()].filter((h) => h.config.driver === driver.client.name);
+    if (handles.length === 0) return;
+    try {
+      await driver.client.instance.ready(this.#closing.signal);
+    } catch {
+      return;
+    }
+    await Promise.all(
+      handles.map(async (handle) => {
+        try {
+          await driver.client.recoverTask(handle);
+          this.#log.info({ driver: driver.client.name, taskId: handle.config.id, why }, 'task recovered');
+          this.#emit('recovered', driver.client.name, handle.config.id);
+        } catch (err) {
+          const error = err instanceof TaskhostError ? err : new TaskhostError(String(err));
+          if (error instanceof PluginCrashedError) return; // the next restart recovers it again
+          this.#log.error({ driver: driver.client.name, taskId: handle.config.id, err: toErrorData(error) }, 'task lost');
+          this.#handles.delete(handle.config.id);
+          await this.#store.delete(handle.config.id);
+          this.#emit('lost', driver.client.name, handle.config.id, error);
+        }
+      }),
+    );
+  }
+
+  /** Keeps the driver's fingerprint stream open for as long as the manager runs. */
+  async #fingerprintLoop(driver: Driver): Promise<void> {
+    const stop = this.#closing.signal;
+    let attempt = 0;
+    while (!stop.aborted) {
+      try {
+        await driver.client.instance.ready(stop);
+        const missing = driverMethods.filter((m) => !driver.client.instance.implements(m));
+        if (missing.length) {
+          const error = new PluginLoadError(`driver "${driver.client.name}" does not implement ${missing.join(', ')}`);
+          this.#setHealth(driver, { health: 'undetected', healthDescription: error.message });
+          driver.markFingerprinted();
+          return;
+        }
+        for await (const item of driver.client.fingerprint(stop)) {
+          const checked = validateFingerprint(item);
+          if (checked.ok) this.#setHealth(driver, { ...checked.value, fingerprinted: true });
+          else {
+            const detail = formatIssues(checked.issues).join('; ');
+            this.#setHealth(driver, { health: 'unhealthy', healthDescription: `invalid fingerprint: ${detail}`, fingerprinted: true });
+          }
+          driver.markFingerprinted();
+          attempt = 0;
+        }
+      } catch (err) {
+        if (stop.aborted || err instanceof CancelledError) return;
+        if (err instanceof PluginFailedError || driver.client.instance.state === 'failed') {
+          this.#setHealth(driver, { health: 'unhealthy', healthDescription: `driver plugin failed: ${(err as Error).message}` });
+          driver.markFingerprinted();
+          await this.#untilState(driver, 'running');
+          continue;
+        }
+        if (!(err instanceof PluginCrashedError)) {
+          this.#setHealth(driver, { health: 'unhealthy', healthDescription: `fingerprint failed: ${(err as Error).message}` });
+        }
+      }
+      await this.#pause(backoff(this.#backoff[0], this.#backoff[1], attempt++));
+    }
+  }
+
+  /** Forwards the driver's task events for as long as the manager runs. */
+  async #eventLoop(driver: Driver): Promise<void> {
+    const stop = this.#closing.signal;
+    let attempt = 0;
+    while (!stop.aborted) {
+      try {
+        await driver.client.instance.ready(stop);
+        if (!driver.client.instance.implements('taskEvents')) return;
+        for await (const event of driver.client.taskEvents(stop)) {
+          attempt = 0;
+          this.#emit('taskEvent', driver.client.name, event);
+        }
+      } catch (err) {
+        if (stop.aborted || err instanceof CancelledError) return;
+        if (driver.client.instance.state === 'failed') {
+          await this.#untilState(driver, 'running');
+          continue;
+        }
+      }
+      await this.#pause(backoff(this.#backoff[0], this.#backoff[1], attempt++));
+    }
+  }
+
+  #setHealth(driver: Driver, update: Partial<DriverHealthInfo>): void {
+    const next = { ...driver.health, ...update };
+    const changed =
+      next.health !== driver.health.health ||
+      next.healthDescription !== driver.health.healthDescription ||
+      JSON.stringify(next.attributes) !== JSON.stringify(driver.health.attributes);
+    if (!changed && driver.health.fingerprinted === next.fingerprinted) return;
+    driver.health = { ...next, updatedAt: new Date().toISOString() };
+    if (changed) {
+      this.#log.info({ driver: driver.client.name, health: next.health }, `driver health: ${next.health} (${next.healthDescription})`);
+      this.#emit('health', { ...driver.health });
+    }
+  }
+
+  #pause(ms: number): Promise<void> {
+    const stop = this.#closing.signal;
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        stop.removeEventListener('abort', done);
+        resolve();
+      }
+      stop.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  #untilState(driver: Driver, state: string): Promise<void> {
+    const instance = driver.client.instance;
+    const stop = this.#closing.signal;
+    return new Promise((resolve) => {
+      const done = () => {
+        instance.off('state', onState);
+        stop.removeEventListener('abort', done);
+        resolve();
+      };
+      const onState = (s: string) => s === state && done();
+      instance.on('state', onState);
+      stop.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** A listener that throws must not break the manager. */
+  #emit<K extends keyof DriverManagerEvents>(event: K, ...args: DriverManagerEvents[K]): void {
+    try {
+      (this.emit as (e: K, ...a: DriverManagerEvents[K]) => boolean)(event, ...args);
+    } catch (err) {
+      this.#log.error({ err, event }, 'a driver manager event listener threw');
+    }
+  }
+}
