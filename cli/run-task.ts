@@ -89,6 +89,7 @@ export async function runTask(options: RunOptions): Promise<number> {
     let exit: ExitResult;
     try {
       exit = await manager.waitTask(task.id);
+      await quiet(() => events.length, 100, 1_000);
     } finally {
       following.abort();
       await Promise.all(followers);
@@ -122,6 +123,20 @@ export async function runTask(options: RunOptions): Promise<number> {
     if (onInterrupt) interrupts.off('SIGINT', onInterrupt);
     await manager.close();
     await loader.close();
+  }
+}
+
+/**
+ * Events come over their own stream, so the last ones (the exit) can trail the wait's result:
+ * wait until no new one has arrived for `idleMs`, at most `maxMs`.
+ */
+async function quiet(count: () => number, idleMs: number, maxMs: number): Promise<void> {
+  const deadline = performance.now() + maxMs;
+  let seen = count();
+  for (;;) {
+    await new Promise((r) => setTimeout(r, idleMs));
+    if (count() === seen || performance.now() > deadline) return;
+    seen = count();
   }
 }
 

@@ -160,6 +160,17 @@ export class PluginInstance extends EventEmitter<PluginInstanceEvents> {
     return this.#methods.includes(method);
   }
 
+  /**
+   * Terminates the plugin's worker as if it had crashed (for drills, tests, and an operator
+   * unsticking a plugin): in-flight calls settle with PluginCrashedError and it restarts.
+   */
+  async kill(reason = 'killed by the host'): Promise<void> {
+    if (this.#state !== 'running' || !this.#worker) return;
+    await this.#worker.kill(
+      new PluginCrashedError(`plugin "${this.name}" ${reason}`, { details: { reason: 'killed' } }),
+    );
+  }
+
   /** Clears a tripped breaker and starts the plugin again. */
   async reset(): Promise<void> {
     if (this.#state !== 'failed') return;

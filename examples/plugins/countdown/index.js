@@ -146,6 +146,9 @@ export default function countdownDriver() {
     },
     recoverTask(handle) {
       if (tasks.has(handle.config.id)) return;
+      if (typeof handle.driverState?.deadline !== 'number') {
+        throw new Error(`cannot recover ${handle.config.id}: its handle has no deadline`);
+      }
       const task = run(handle.config, { ...handle.driverState, resumed: true });
       event(task, 'recovered');
     },
