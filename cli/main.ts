@@ -19,6 +19,8 @@ import { table } from './table.js';
 export interface CliIO {
   stdout: { write(text: string | Uint8Array): unknown };
   stderr: { write(text: string | Uint8Array): unknown };
+  /** Where Ctrl-C comes from: the process, or a test. */
+  interrupts?: { on(event: 'SIGINT', fn: () => void): unknown; off(event: 'SIGINT', fn: () => void): unknown };
 }
 
 interface GlobalOptions {
@@ -78,7 +80,14 @@ Examples:
     .action(async (file: string, opts: { json?: boolean }) => {
       const globals = program.opts<GlobalOptions>();
       const config = await agentConfig(globals);
-      exitCode = await runTask({ file, json: Boolean(opts.json), config, logger: cliLogger(config.logLevel ?? 'warn', io), io });
+      exitCode = await runTask({
+        file,
+        json: Boolean(opts.json),
+        config,
+        logger: cliLogger(config.logLevel ?? 'warn', io),
+        io,
+        ...(io.interrupts ? { interrupts: io.interrupts } : {}),
+      });
     });
 
   program

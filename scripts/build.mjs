@@ -12,10 +12,12 @@ execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc
   cwd: root,
   stdio: 'inherit',
 });
+// Each built-in plugin's manifest, and its conformance.json scenarios when it has them.
 const manifests = ['drivers', 'devices'].flatMap((top) =>
   readdirSync(path.join(root, top), { withFileTypes: true })
     .filter((d) => d.isDirectory() && existsSync(path.join(root, top, d.name, 'package.json')))
-    .map((d) => `${top}/${d.name}/package.json`),
+    .flatMap((d) => ['package.json', 'conformance.json'].map((f) => `${top}/${d.name}/${f}`))
+    .filter((file) => existsSync(path.join(root, file))),
 );
 const assets = ['plugin-loader/worker.mjs', ...manifests];
 for (const file of assets) {

@@ -1,7 +1,9 @@
 /**
  * The driver contract (design.md section 4, after Nomad's driver plugin). A driver starts,
- * watches, stops and recovers tasks. Every method may be sync or async; the host passes an
- * AbortSignal after the declared arguments of every method.
+ * watches, stops and recovers tasks. Every method may be sync or async. The host always passes
+ * every declared argument (undefined for an optional one it has no value for), then an
+ * AbortSignal: so `stopTask(id, timeoutMs, killSignal, signal)` gets the signal fourth, never
+ * in place of `killSignal`.
  */
 import { constants } from 'node:os';
 import { Type, type Static } from '@sinclair/typebox';

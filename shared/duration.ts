@@ -22,8 +22,9 @@ export function parseDuration(text: string): number {
 /** "1m30s" style text for a number of milliseconds, for messages and output. */
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)}ms`;
-  if (ms < 60_000) return `${+(ms / 1000).toFixed(ms % 1000 ? 1 : 0)}s`;
-  const m = Math.floor(ms / 60_000);
-  const s = Math.round((ms % 60_000) / 1000);
+  if (ms < 59_950) return `${+(ms / 1000).toFixed(ms % 1000 ? 1 : 0)}s`;
+  const seconds = Math.round(ms / 1000); // round once, so 599.5s is 10m, never 9m60s
+  const m = Math.floor(seconds / 60);
+  const s = seconds % 60;
   return s ? `${m}m${s}s` : `${m}m`;
 }

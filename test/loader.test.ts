@@ -53,7 +53,7 @@ t.test('config entries for plugins that do not exist are reported with a suggest
   const l = loader({ god: {}, 'api-nine': {} });
   await l.discover();
   t.same(l.problems, [
-    { path: '/plugins/god', message: 'no plugin named "god" (did you mean "good"?); found: mock, exits, good, oom, rejects, spins, throws-at-import' },
+    { path: '/plugins/god', message: 'no plugin named "god" (did you mean "good"?); found: mock, raw_exec, exits, good, oom, rejects, spins, throws-at-import' },
     { path: '/plugins/api-nine', message: 'plugin "api-nine" was found but skipped: speaks plugin API 9.0; this host speaks 1.0' },
   ]);
   await l.close();

@@ -113,4 +113,6 @@ t.test('durations: parse what people write, refuse the rest with a hint', async 
   t.equal(formatDuration(1500), '1.5s');
   t.equal(formatDuration(90_000), '1m30s');
   t.equal(formatDuration(120_000), '2m');
+  t.equal(formatDuration(599_500), '10m');
+  t.equal(formatDuration(59_960), '1m');
 });

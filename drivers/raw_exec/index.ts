@@ -1,0 +1,323 @@
+/**
+ * The raw_exec driver, built in: runs a task's command as a plain process of this host, with no
+ * isolation, in its own process group. Tasks outlive the driver: after a restart recoverTask
+ * finds them again by pid and start time.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { arch, platform, release } from 'node:os';
+import path from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import {
+  signalNumber,
+  type DriverFingerprint,
+  type DriverPlugin,
+  type ExecResult,
+  type ExitResult,
+  type TaskConfig,
+  type TaskEvent,
+  type TaskHandle,
+  type TaskResourceUsage,
+  type TaskStatus,
+} from '../../shared/driver.js';
+import { Duration, parseDuration } from '../../shared/duration.js';
+import {
+  InvalidConfigError,
+  TaskExistsError,
+  TaskhostError,
+  TaskNotFoundError,
+  TaskRunningError,
+  TimeoutError,
+} from '../../shared/errors.js';
+import { EventHub } from '../../shared/event-hub.js';
+import { definePlugin, type SetConfigRequest } from '../../shared/plugin.js';
+import { execCommand } from './exec-command.js';
+import { groupUsage } from './group-usage.js';
+import { sleep } from './sleep.js';
+import { TaskProcess, type DriverState } from './task-process.js';
+
+const version = '0.1.0';
+
+/** The version of the driverState layout in task handles. */
+const handleVersion = 1;
+
+/** How long a task may take to die after SIGKILL before stop or destroy gives up. */
+const killWaitMs = 5_000;
+
+export const RawExecConfig = Type.Object({
+  fingerprintInterval: Duration({ default: '30s', description: 'how often fingerprint() reports' }),
+});
+export type RawExecConfig = Static<typeof RawExecConfig>;
+
+export const RawExecTaskConfig = Type.Object({
+  command: Type.String({ minLength: 1, description: 'program to run: a path, or a name looked up in the task env PATH' }),
+  args: Type.Optional(Type.Array(Type.String(), { default: [], description: 'its arguments' })),
+  cwd: Type.Optional(
+    Type.String({ minLength: 1, description: 'working directory, relative to the task directory; default: the task directory' }),
+  ),
+});
+export type RawExecTaskConfig = Static<typeof RawExecTaskConfig>;
+
+interface Task {
+  config: TaskConfig;
+  proc: TaskProcess;
+}
+
+/** A fresh driver with no tasks: the worker calls it once. */
+export default function rawExecDriver() {
+  let config: RawExecConfig = { fingerprintInterval: '30s' };
+  const tasks = new Map<string, Task>();
+  const events = new EventHub<TaskEvent>();
+  // Ends every stream when the driver shuts down.
+  const closing = new AbortController();
+
+  const get = (taskId: string): Task => {
+    const task = tasks.get(taskId);
+    if (!task) throw new TaskNotFoundError(`raw_exec has no task "${taskId}"`);
+    return task;
+  };
+
+  const emit = (cfg: TaskConfig, message: string, annotations?: Record<string, string>) =>
+    events.emit({
+      taskId: cfg.id,
+      taskName: cfg.name,
+      allocId: cfg.allocId,
+      timestamp: new Date().toISOString(),
+      message,
+      ...(annotations ? { annotations } : {}),
+    });
+
+  const track = (cfg: TaskConfig, proc: TaskProcess) => {
+    tasks.set(cfg.id, { config: cfg, proc });
+    proc.onExit((result) => emit(cfg, describeExit(result), exitAnnotations(result)));
+  };
+
+  /** Kills the group and waits for the leader; then kills what it left behind. */
+  const kill = async (task: Task) => {
+    if (task.proc.signal('SIGKILL') && !(await task.proc.exitedWithin(killWaitMs))) {
+      throw new TimeoutError(`task "${task.config.id}" (pid ${task.proc.state.pid}) did not exit within ${killWaitMs}ms of SIGKILL`);
+    }
+    await task.proc.killStragglers();
+  };
+
+  return definePlugin({
+    info: () => ({ type: 'driver', name: 'raw_exec', pluginVersion: version, apiVersions: ['1.0'] }),
+    configSchema: () => RawExecConfig,
+    setConfig(request: SetConfigRequest<RawExecConfig>) {
+      config = request.config;
+    },
+    taskConfigSchema: () => RawExecTaskConfig,
+    capabilities: () => ({
+      sendSignals: true,
+      exec: true,
+      fsIsolation: 'none',
+      networkModes: ['host'],
+      mounts: false,
+    }),
+
+    async *fingerprint(signal: AbortSignal): AsyncGenerator<DriverFingerprint> {
+      const stop = AbortSignal.any([signal, closing.signal]);
+      while (!stop.aborted) {
+        yield fingerprint();
+        await sleep(parseDuration(config.fingerprintInterval), stop);
+      }
+    },
+
+    async startTask(cfg: TaskConfig): Promise<{ handle: TaskHandle }> {
+      if (tasks.has(cfg.id)) throw new TaskExistsError(`raw_exec already has a task "${cfg.id}"`);
+      if (cfg.user !== undefined) {
+        throw invalid('/user', `raw_exec runs tasks as the agent's own user and cannot run them as "${cfg.user}": remove "user"`);
+      }
+      const task = cfg.config as RawExecTaskConfig;
+      const cwd = path.resolve(cfg.taskDir, task.cwd ?? '.');
+      if (!isDirectory(cwd)) throw invalid('/config/cwd', `working directory ${cwd} does not exist or is not a directory`);
+      let proc: TaskProcess;
+      try {
+        proc = await TaskProcess.spawn({
+          command: task.command,
+          args: task.args ?? [],
+          cwd,
+          env: cfg.env,
+          stdoutPath: cfg.stdoutPath,
+          stderrPath: cfg.stderrPath,
+        });
+      } catch (err) {
+        throw spawnFailure(task.command, cfg.env, err);
+      }
+      track(cfg, proc);
+      emit(cfg, `started: pid ${proc.state.pid}`, { pid: String(proc.state.pid) });
+      return { handle: { version: handleVersion, config: cfg, state: 'running', driverState: proc.state } };
+    },
+
+    waitTask(taskId: string, signal: AbortSignal): Promise<ExitResult> {
+      return get(taskId).proc.wait(signal);
+    },
+
+    async stopTask(taskId: string, timeoutMs: number, killSignal?: string): Promise<void> {
+      const task = get(taskId);
+      if (!task.proc.running) return;
+      // Over the worker protocol the call's AbortSignal takes the place of an omitted killSignal.
+      const name = (typeof killSignal === 'string' ? killSignal : undefined) ?? task.config.killSignal ?? 'SIGTERM';
+      checkSignal(name);
+      emit(task.config, `stop requested: sending ${name}, SIGKILL after ${timeoutMs}ms`, { signal: name });
+      if (task.proc.signal(name) && !(await task.proc.exitedWithin(timeoutMs))) {
+        emit(task.config, `task did not exit within ${timeoutMs}ms of ${name}: sending SIGKILL`, { signal: 'SIGKILL' });
+      }
+      await kill(task);
+    },
+
+    async destroyTask(taskId: string, force: boolean): Promise<void> {
+      const task = get(taskId);
+      if (task.proc.running && !force) {
+        throw new TaskRunningError(`task "${taskId}" is still running: stop it first, or destroy it with force`);
+      }
+      await kill(task);
+      task.proc.close();
+      tasks.delete(taskId);
+    },
+
+    inspectTask(taskId: string): TaskStatus {
+      const { config: cfg, proc } = get(taskId);
+      const status: TaskStatus = {
+        id: cfg.id,
+        name: cfg.name,
+        state: proc.running ? 'running' : 'exited',
+        startedAt: proc.state.startedAt,
+        driverAttributes: { pid: String(proc.state.pid) },
+      };
+      if (proc.result) status.exitResult = proc.result;
+      if (proc.completedAt) status.completedAt = proc.completedAt;
+      return status;
+    },
+
+    recoverTask(handle: TaskHandle): void {
+      if (typeof handle.config?.id !== 'string') throw invalid('/config', 'the task handle has no task config');
+      if (tasks.has(handle.config.id)) return;
+      if (handle.version !== handleVersion) {
+        throw invalid('/version', `raw_exec cannot recover a task handle of version ${handle.version}; it writes version ${handleVersion}`);
+      }
+      const proc = TaskProcess.adopt(driverState(handle.driverState));
+      track(handle.config, proc);
+      emit(handle.config, `recovered: pid ${proc.state.pid}`, { pid: String(proc.state.pid) });
+    },
+
+    async *taskStats(taskId: string, intervalMs: number, signal: AbortSignal): AsyncGenerator<TaskResourceUsage> {
+      const { proc } = get(taskId);
+      if (!(intervalMs > 0)) throw invalid('', `the stats interval must be a positive number of ms, got ${intervalMs}`);
+      const stop = AbortSignal.any([signal, proc.exitSignal, closing.signal]);
+      let last = await groupUsage(proc.state.pgid);
+      let lastAt = performance.now();
+      while (true) {
+        await sleep(intervalMs, stop);
+        if (stop.aborted) return;
+        const usage = await groupUsage(proc.state.pgid);
+        const now = performance.now();
+        const cpuMs = usage.userMs + usage.systemMs - (last.userMs + last.systemMs);
+        yield {
+          taskId,
+          timestamp: Date.now(),
+          cpu: { percent: Math.max(0, (cpuMs / (now - lastAt)) * 100), userMs: usage.userMs, systemMs: usage.systemMs },
+          memory: { rssBytes: usage.rssBytes },
+          measured: ['cpu.percent', 'cpu.userMs', 'cpu.systemMs', 'memory.rssBytes'],
+        };
+        last = usage;
+        lastAt = now;
+      }
+    },
+
+    taskEvents(signal: AbortSignal): AsyncIterable<TaskEvent> {
+      return events.subscribe(AbortSignal.any([signal, closing.signal]));
+    },
+
+    signalTask(taskId: string, signal: string): void {
+      checkSignal(signal);
+      const task = get(taskId);
+      if (!task.proc.signal(signal)) throw notRunning(taskId, `send ${signal} to`);
+      emit(task.config, `sent ${signal}`, { signal });
+    },
+
+    execTask(taskId: string, command: string[], timeoutMs: number, signal?: AbortSignal): Promise<ExecResult> {
+      const [file, ...args] = command;
+      if (file === undefined || file === '') throw invalid('/command', 'exec needs a command: a non-empty list, program first');
+      const { config: cfg, proc } = get(taskId);
+      if (!proc.running) throw notRunning(taskId, 'exec in');
+      const task = cfg.config as RawExecTaskConfig;
+      return execCommand([file, ...args], { cwd: path.resolve(cfg.taskDir, task.cwd ?? '.'), env: cfg.env, timeoutMs, signal });
+    },
+
+    /** Leaves tasks running (they must survive a driver restart); only stops watching them. */
+    shutdown(): void {
+      closing.abort();
+      for (const task of tasks.values()) task.proc.close();
+    },
+  } satisfies DriverPlugin<RawExecConfig>);
+}
+
+function fingerprint(): DriverFingerprint {
+  // Start times, recovery and stats all come from /proc.
+  if (platform() !== 'linux' || !existsSync('/proc/self/stat')) {
+    return { health: 'undetected', healthDescription: 'raw_exec needs Linux with /proc mounted', attributes: { 'driver.raw_exec': false } };
+  }
+  return {
+    health: 'healthy',
+    healthDescription: 'Healthy',
+    attributes: {
+      'driver.raw_exec': true,
+      'driver.raw_exec.version': version,
+      'kernel.name': platform(),
+      'kernel.version': release(),
+      'cpu.arch': arch(),
+    },
+  };
+}
+
+function notRunning(taskId: string, action: string): TaskhostError {
+  return new TaskhostError(`cannot ${action} task "${taskId}": it has exited`);
+}
+
+function invalid(where: string, message: string): InvalidConfigError {
+  return new InvalidConfigError(message, { details: { errors: [{ path: where, message }] } });
+}
+
+function checkSignal(name: string): void {
+  if (signalNumber(name) === undefined) throw invalid('/signal', `unknown signal "${name}": use a name such as SIGTERM, SIGHUP or SIGUSR1`);
+}
+
+function isDirectory(dir: string): boolean {
+  try {
+    return statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Says which command could not start and why, in terms of the task's config. */
+function spawnFailure(command: string, env: Record<string, string>, err: unknown): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') {
+    const where = command.includes('/') ? 'does not exist' : `was not found in the task's PATH (${env.PATH ?? 'not set'})`;
+    return invalid('/config/command', `cannot start task: command "${command}" ${where}`);
+  }
+  if (code === 'EACCES') return invalid('/config/command', `cannot start task: command "${command}" is not executable (permission denied)`);
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+function driverState(value: unknown): DriverState {
+  const s = value as Partial<DriverState> | null;
+  const positive = (n: unknown) => Number.isInteger(n) && (n as number) > 0;
+  if (typeof s !== 'object' || s === null || !positive(s.pid) || !positive(s.pgid) || !Number.isInteger(s.startTime) || typeof s.startedAt !== 'string') {
+    throw invalid('/driverState', 'the task handle has no raw_exec driver state ({ pid, pgid, startTime, startedAt })');
+  }
+  return s as DriverState;
+}
+
+function describeExit(result: ExitResult): string {
+  if (result.err !== undefined) return `exited: ${result.err}`;
+  if (result.signal !== null) return `killed by ${result.signal} (exit code ${result.exitCode})`;
+  return `exited with code ${result.exitCode}`;
+}
+
+function exitAnnotations(result: ExitResult): Record<string, string> {
+  const annotations: Record<string, string> = { exitCode: String(result.exitCode) };
+  if (result.signal !== null) annotations.signal = result.signal;
+  return annotations;
+}
