@@ -125,6 +125,10 @@ export class TaskExistsError extends TaskhostError {
 export class TaskRunningError extends TaskhostError {
   static override readonly code = 'TASK_RUNNING';
 }
+/** The task has exited and the operation needs it running (signal, exec). */
+export class TaskNotRunningError extends TaskhostError {
+  static override readonly code = 'TASK_NOT_RUNNING';
+}
 /** A device id is not known to any plugin. */
 export class UnknownDeviceError extends TaskhostError {
   static override readonly code = 'UNKNOWN_DEVICE';
@@ -157,6 +161,7 @@ const classes: (typeof TaskhostError)[] = [
   TaskNotFoundError,
   TaskExistsError,
   TaskRunningError,
+  TaskNotRunningError,
   UnknownDeviceError,
   DeviceUnhealthyError,
 ];

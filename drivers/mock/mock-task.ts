@@ -14,7 +14,7 @@ import {
   type TaskStatus,
 } from '../../shared/driver.js';
 import { formatDuration, parseDuration } from '../../shared/duration.js';
-import { CancelledError, PluginError } from '../../shared/errors.js';
+import { CancelledError, PluginError, TaskNotRunningError } from '../../shared/errors.js';
 import type { EventHub } from '../../shared/event-hub.js';
 import type { MockTaskConfig } from './mock-task-config.js';
 import { pause } from './pause.js';
@@ -141,7 +141,7 @@ export class MockTask {
   signal(name: string): void {
     if (this.state.signalError !== undefined) throw new PluginError(this.state.signalError);
     if (signalNumber(name) === undefined) throw new PluginError(`"${name}" is not a signal this system knows`);
-    if (!this.running) throw new PluginError(`task "${this.config.id}" has exited; it cannot receive ${name}`);
+    if (!this.running) throw new TaskNotRunningError(`task "${this.config.id}" has exited; it cannot receive ${name}`);
     const asksToStop = name === 'SIGTERM' || name === 'SIGINT';
     const ignored = asksToStop && this.state.stopIgnored;
     this.#emit(ignored ? `received ${name}; ignored` : `received ${name}`);
@@ -151,7 +151,7 @@ export class MockTask {
   /** The scripted result of running `command` in the task; it runs nothing. */
   exec(command: string[]): ExecResult {
     if (command.length === 0) throw new PluginError('execTask needs a command');
-    if (!this.running) throw new PluginError(`task "${this.config.id}" has exited; nothing can run in it`);
+    if (!this.running) throw new TaskNotRunningError(`task "${this.config.id}" has exited; nothing can run in it`);
     const echo = { stdout: `${command.join(' ')}\n`, stderr: '', exitCode: 0 };
     const { stdout, stderr, exitCode } = this.state.exec ?? echo;
     return { stdout, stderr, exitResult: { exitCode, signal: null, oomKilled: false } };

@@ -25,6 +25,7 @@ import {
   TaskExistsError,
   TaskhostError,
   TaskNotFoundError,
+  TaskNotRunningError,
   TaskRunningError,
   TimeoutError,
 } from '../../shared/errors.js';
@@ -271,7 +272,7 @@ function fingerprint(): DriverFingerprint {
 }
 
 function notRunning(taskId: string, action: string): TaskhostError {
-  return new TaskhostError(`cannot ${action} task "${taskId}": it has exited`);
+  return new TaskNotRunningError(`cannot ${action} task "${taskId}": it has exited`);
 }
 
 function invalid(where: string, message: string): InvalidConfigError {

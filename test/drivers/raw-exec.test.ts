@@ -248,7 +248,7 @@ t.test('signalTask delivers a signal the task traps; unknown names are refused',
   driver.signalTask(cfg.id, 'SIGUSR1');
   t.same(await driver.waitTask(cfg.id, forever), exited(0));
   t.equal(readFileSync(path.join(cfg.taskDir, 'usr1'), 'utf8'), 'got-usr1\n');
-  t.throws(() => driver.signalTask(cfg.id, 'SIGUSR1'), { name: 'TaskhostError', message: /it has exited/ });
+  t.throws(() => driver.signalTask(cfg.id, 'SIGUSR1'), { code: 'TASK_NOT_RUNNING', message: /it has exited/ });
 });
 
 t.test('exec runs in the task context, captures output and exit code, and honours timeouts', async (t) => {
