@@ -105,3 +105,12 @@ t.test('conformance passes the example driver and fails the broken one, saying w
   t.equal(missing.code, 1);
   t.match(missing.stdout, /FAIL  loads through the plugin loader/);
 });
+
+t.test('the README’s example task runs on raw_exec', async (t) => {
+  const hello = fileURLToPath(new URL('../examples/hello.json', import.meta.url));
+  const { code, stdout, stderr } = await runCli(['--plugin-dir', path.join(work, 'none'), 'run', hello]);
+  t.equal(code, 0, stderr);
+  t.equal(stdout, 'hello from hello (raw_exec says hi)\nworking 1\nworking 2\nworking 3\n');
+  t.match(stderr, /done\n/);
+  t.match(stderr, /task hello exited with code 0/);
+});
