@@ -4,6 +4,7 @@ import type { CrashDrillResult } from './crash-drill.js';
 import type { Environment } from './environment.js';
 import { formatNumber, formatTable } from './format-table.js';
 import type { Throughput } from './measure-calls.js';
+import type { HostFloors } from './measure-host-floors.js';
 import type { Ratio } from './report.js';
 import type { SpawnTaskTimes } from './spawn-task.js';
 import { lifecyclePhases, type TaskLifecycleTimes } from './task-lifecycle.js';
@@ -16,6 +17,8 @@ export interface DriversSettings {
   /** Tasks in flight for each throughput measurement, and measured ms per arm. */
   concurrency: number[];
   throughputMs: number;
+  /** Samples per explanatory floor (plugin call round trip, /proc walk). */
+  floorSamples: number;
   /** Crash drills, tasks per drill, and how long the drill's tasks run (task i: runForMs + i * runForStepMs). */
   drills: number;
   drillTasks: number;
@@ -59,10 +62,12 @@ export interface DriversBenchReport {
   environment: Environment;
   settings: DriversSettings;
   lifecycle: LifecycleReport[];
+  floors: HostFloors;
   /** For the first command. */
   throughput: ThroughputReport[];
   drills: CrashDrillResult[];
-  drillSummary: DrillSummary;
+  /** Absent when no drill was run (--drills 0). */
+  drillSummary?: DrillSummary | undefined;
   elapsedSeconds: number;
 }
 
@@ -95,6 +100,22 @@ function renderLifecycle(l: LifecycleReport): string[] {
   return out;
 }
 
+/** The phases next to the floors they are made of, by median. */
+function renderWhereTimeGoes(l: LifecycleReport, floors: HostFloors): string[] {
+  const call = floors.callRoundTrip.p50;
+  const ours = l.ours;
+  return [
+    `   Where ours' time goes (${l.command}, p50 ms; one plugin call round trip alone: ${formatNumber(call)}, ` +
+      `n=${floors.callRoundTrip.n}):`,
+    `   - prepare ${formatNumber(ours.prepare.p50)}: in the host, no plugin call: spec and config checks, env, task dirs and log files;`,
+    `   - start ${formatNumber(ours.start.p50)}: one call, spawn() in the worker thread, /proc/<pid>/stat read; ` +
+      `the peer's whole spawn() is ${formatNumber(l.peer.spawn.p50)};`,
+    `   - wait ${formatNumber(ours.wait.p50)}: one call; the peer's spawn()-to-'exit' is ${formatNumber(l.peer.exit.p50)};`,
+    `   - destroy ${formatNumber(ours.destroy.p50)}: one call and raw_exec's walk of /proc for leftovers of the task's process group ` +
+      `(${floors.processes} processes now; the walk alone: p50 ${formatNumber(floors.procWalk.p50)}, p90 ${formatNumber(floors.procWalk.p90)}).`,
+  ];
+}
+
 function indent(text: string): string {
   return text
     .split('\n')
@@ -123,9 +144,14 @@ export function renderDriversReport(report: DriversBenchReport): string {
     out.push('');
     out.push(...renderLifecycle(l));
   }
+  const first = report.lifecycle[0];
+  if (first) {
+    out.push('');
+    out.push(...renderWhereTimeGoes(first, report.floors));
+  }
   out.push('');
   out.push(
-    `   Throughput, ${report.lifecycle[0]?.command ?? ''}: whole lifecycles per second with N in flight ` +
+    `   Throughput (${first?.command ?? ''}): whole lifecycles per second with N in flight ` +
       `(${s.throughputMs / 1000} s per arm, in interleaved blocks, after a discarded warm-up block).`,
   );
   out.push(
@@ -143,6 +169,16 @@ export function renderDriversReport(report: DriversBenchReport): string {
   );
   out.push('');
 
+  out.push(...renderDrills(report));
+  out.push('');
+  out.push(`Finished in ${formatNumber(report.elapsedSeconds)} s. A MISS is reported, not an error: the exit status is 0.`);
+  return out.join('\n');
+}
+
+function renderDrills(report: DriversBenchReport): string[] {
+  const { settings: s, drillSummary: sum } = report;
+  if (!sum) return ['2. Crash drill: not run (--drills 0).'];
+  const out: string[] = [];
   const sup = Object.entries(s.drillSupervision)
     .map(([k, v]) => `${k} ${String(v)}`)
     .join(', ');
@@ -164,7 +200,6 @@ export function renderDriversReport(report: DriversBenchReport): string {
     ms(d.allSettledMs),
     d.verdict,
   ];
-  const sum = report.drillSummary;
   out.push(
     indent(
       formatTable(
@@ -177,17 +212,23 @@ export function renderDriversReport(report: DriversBenchReport): string {
     ),
   );
   out.push(
+    `   "in flight at kill": the host's calls and streams to the driver when its worker died (${s.drillTasks} waitTask + the manager's fingerprint and event streams).`,
+  );
+  out.push(
     '   PASS = every task recovered, none lost, and every waiter resolved with its own task\'s exit code ' +
       `("waiters failed" counts errors, wrong results and waiters still open ${formatNumber(s.drillGraceMs / 1000)} s after the last exit).`,
   );
+  const passed = report.drills.filter((d) => d.verdict === 'PASS').length;
+  out.push(`   Crash drill: ${sum.verdict} (${passed} of ${report.drills.length} drills passed).`);
   for (const [i, d] of report.drills.entries()) {
     const problems = [...d.lost.map((l) => `lost ${l}`), ...d.waiterErrors.map((e) => `waiter error ${e}`), ...d.wrongResults.map((w) => `wrong result ${w}`)];
     if (d.hung) problems.push(`${d.hung} waiter(s) still open at the deadline`);
+    if (d.handlesAfterRecovery !== undefined && d.handlesAfterRecovery !== d.tasks) {
+      problems.push(`the manager held ${d.handlesAfterRecovery} of ${d.tasks} handles once all were recovered`);
+    }
     if (d.recoveredEvents !== d.recovered) problems.push(`${d.recoveredEvents} 'recovered' events for ${d.recovered} tasks`);
     for (const p of problems.slice(0, 5)) out.push(`   drill ${i + 1}: ${p}`);
     if (problems.length > 5) out.push(`   drill ${i + 1}: ... and ${problems.length - 5} more (--json lists them all)`);
   }
-  out.push('');
-  out.push(`Finished in ${formatNumber(report.elapsedSeconds)} s. A MISS is reported, not an error: the exit status is 0.`);
-  return out.join('\n');
+  return out;
 }

@@ -22,6 +22,7 @@ import {
   type ThroughputReport,
 } from './drivers-report.js';
 import { describeEnvironment } from './environment.js';
+import { measureHostFloors, type HostFloors } from './measure-host-floors.js';
 import {
   lifecycleArms,
   measureTaskLifecycles,
@@ -34,7 +35,7 @@ import { startTaskHost, type TaskHost } from './task-host.js';
 
 const usage = `Usage: node dist/bench/drivers.js [options]   (or: npm run bench:drivers -- [options])
 
-  --runs N           measured task lifecycles per arm and command   (default 300)
+  --runs N           measured task lifecycles per arm and command   (default 500)
   --warmup N         discarded warm-up lifecycles per arm           (default 20)
   --concurrency L    tasks in flight for throughput, comma list     (default 1,8)
   --throughput-ms N  measured throughput time per arm and level, ms (default 2000)
@@ -47,10 +48,11 @@ const usage = `Usage: node dist/bench/drivers.js [options]   (or: npm run bench:
 const drillSupervision = { restartBackoff: '50ms', maxRestartBackoff: '1s' };
 
 const fullSettings: DriversSettings = {
-  runs: 300,
+  runs: 500,
   warmup: 20,
   concurrency: [1, 8],
   throughputMs: 2_000,
+  floorSamples: 200,
   drills: 3,
   drillTasks: 100,
   // Long enough that the worker is back well before the first task ends, short enough that
@@ -67,6 +69,7 @@ const quickSettings: DriversSettings = {
   runs: 20,
   warmup: 3,
   throughputMs: 300,
+  floorSamples: 20,
   drills: 1,
   drillRunForMs: 1_500,
   drillRunForStepMs: 5,
@@ -151,7 +154,9 @@ function lifecycleReport(command: TaskCommand, samples: LifecycleSamples): Lifec
   };
 }
 
-async function benchLifecycles(settings: DriversSettings): Promise<{ lifecycle: LifecycleReport[]; throughput: ThroughputReport[] }> {
+async function benchLifecycles(
+  settings: DriversSettings,
+): Promise<{ lifecycle: LifecycleReport[]; throughput: ThroughputReport[]; floors: HostFloors }> {
   // Default supervision: the overhead a task pays on a host as it is normally configured.
   const host: TaskHost = await startTaskHost({ drivers: ['raw_exec'] });
   try {
@@ -173,7 +178,9 @@ async function benchLifecycles(settings: DriversSettings): Promise<{ lifecycle: 
         throughput.push({ concurrency, ...measured });
       }
     }
-    return { lifecycle, throughput };
+    progress(`floors: plugin call round trip and /proc walk, ${settings.floorSamples} each`);
+    const floors = await measureHostFloors(host, settings.floorSamples);
+    return { lifecycle, throughput, floors };
   } finally {
     await host.close();
   }
@@ -201,12 +208,13 @@ function median(values: (number | undefined)[]): number {
   return quantile(sortedCopy(values.filter((v): v is number => v !== undefined)), 0.5);
 }
 
-function summarizeDrills(drills: CrashDrillResult[]): DrillSummary {
+function summarizeDrills(drills: CrashDrillResult[]): DrillSummary | undefined {
+  if (drills.length === 0) return undefined;
   return {
     restartedMs: median(drills.map((d) => d.restartedMs)),
     allRecoveredMs: median(drills.map((d) => d.allRecoveredMs)),
     allSettledMs: median(drills.map((d) => d.allSettledMs)),
-    verdict: drills.length > 0 && drills.every((d) => d.verdict === 'PASS') ? 'PASS' : 'MISS',
+    verdict: drills.every((d) => d.verdict === 'PASS') ? 'PASS' : 'MISS',
   };
 }
 
@@ -216,12 +224,13 @@ async function main(): Promise<void> {
   if (!parsed) return;
   const { settings, json } = parsed;
   const environment = describeEnvironment();
-  const { lifecycle, throughput } = await benchLifecycles(settings);
+  const { lifecycle, throughput, floors } = await benchLifecycles(settings);
   const drills = await benchDrills(settings);
   const report: DriversBenchReport = {
     environment,
     settings,
     lifecycle,
+    floors,
     throughput,
     drills,
     drillSummary: summarizeDrills(drills),
