@@ -12,6 +12,7 @@ import { validateAgentConfigFile } from '../plugin-loader/validate.js';
 import { DriverManager } from '../drivers/driver-manager.js';
 import { validateTaskFile } from '../drivers/validate-task.js';
 import { runDriverConformance, type CheckResult } from '../drivers/conformance.js';
+import { benchCommand } from './bench/bench-command.js';
 import { runTask } from './run-task.js';
 import { cliLogger } from './log.js';
 import { table } from './table.js';
@@ -51,7 +52,9 @@ Examples:
   taskhost plugins                       list built-in plugins and those in ./plugins
   taskhost fingerprint                   each driver's health and attributes
   taskhost validate --config agent.json  check an agent config and every plugin's config
-  taskhost validate --task task.json     check a task spec and its driver config`,
+  taskhost validate --task task.json     check a task spec and its driver config
+  taskhost conformance ./plugins/my-drv  check a driver against the contract, with what to fix
+  taskhost bench -n 50 -c 4              container lifecycles: docker driver vs Engine API vs CLI`,
     );
 
   program
@@ -117,6 +120,26 @@ Examples:
         io.stdout.write(`${what}: ${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped\n`);
       }
       if (report.failed > 0) exitCode = 1;
+    });
+
+  program
+    .command('bench')
+    .description('container lifecycle benchmark (after bucketbench): the docker driver against the raw Engine API and the docker CLI, in one run')
+    .option('--image <image>', 'image to run (a local one: nothing is pulled from the internet)', 'busybox:1.35')
+    .option('-n, --lifecycles <n>', 'lifecycles per arm', (v) => positiveInt(v, '--lifecycles'), 30)
+    .option('-c, --concurrency <n>', 'lifecycles in flight in the throughput phase', (v) => positiveInt(v, '--concurrency'), 4)
+    .option('--warmup <n>', 'lifecycles per arm run first and discarded', (v) => positiveInt(v, '--warmup'), 2)
+    .option('--json', 'print one JSON document')
+    .action(async (opts: { image: string; lifecycles: number; concurrency: number; warmup: number; json?: boolean }) => {
+      const globals = program.opts<GlobalOptions>();
+      const config = await agentConfig(globals);
+      exitCode = await benchCommand({
+        ...opts,
+        json: Boolean(opts.json),
+        config,
+        logger: cliLogger(config.logLevel ?? 'warn', io),
+        io,
+      });
     });
 
   program
@@ -211,6 +234,12 @@ Examples:
     throw err;
   }
   return exitCode;
+}
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new CommanderError(2, 'taskhost.usage', `error: ${flag} must be a positive integer, got "${value}"`);
+  return n;
 }
 
 async function agentConfig(opts: GlobalOptions): Promise<AgentConfig> {

@@ -13,6 +13,7 @@ import { PluginLoader } from '../plugin-loader/loader.js';
 import { DriverManager } from '../drivers/driver-manager.js';
 import { loadTaskSpec } from '../drivers/prepare-task.js';
 import { followFile } from './follow-file.js';
+import { isPullEvent, PullProgressBar } from './pull-progress.js';
 import type { CliIO } from './main.js';
 
 export interface RunResult {
@@ -64,8 +65,17 @@ export async function runTask(options: RunOptions): Promise<number> {
       events.push({ time: new Date().toISOString(), message, ...(annotations ? { annotations } : {}) });
       if (!json) say(`[${spec.name}] ${message}`);
     };
+    // On a terminal, pull progress is one bar instead of a line per update.
+    const bar = !json && process.stderr.isTTY && io.stderr === process.stderr ? new PullProgressBar(process.stderr) : undefined;
     manager.on('taskEvent', (_driver: string, event: TaskEvent) => {
-      if (event.taskId === task.id) record(event.message, event.annotations);
+      if (event.taskId !== task.id) return;
+      if (bar && isPullEvent(event)) {
+        events.push({ time: event.timestamp, message: event.message, ...(event.annotations ? { annotations: event.annotations } : {}) });
+        bar.update(event);
+        return;
+      }
+      bar?.stop();
+      record(event.message, event.annotations);
     });
     const out = json ? io.stderr : io.stdout;
     const followers = [
