@@ -6,3 +6,4 @@ export * from './duration.js';
 export * from './env.js';
 export * from './driver.js';
 export * from './event-hub.js';
+export * from './device.js';
