@@ -112,7 +112,7 @@ function renderWhereTimeGoes(l: LifecycleReport, floors: HostFloors): string[] {
       `the peer's whole spawn() is ${formatNumber(l.peer.spawn.p50)};`,
     `   - wait ${formatNumber(ours.wait.p50)}: one call; the peer's spawn()-to-'exit' is ${formatNumber(l.peer.exit.p50)};`,
     `   - destroy ${formatNumber(ours.destroy.p50)}: one call and raw_exec's walk of /proc for leftovers of the task's process group ` +
-      `(${floors.processes} processes now; the walk alone: p50 ${formatNumber(floors.procWalk.p50)}, p90 ${formatNumber(floors.procWalk.p90)}).`,
+      `(${floors.processes} processes now; the walk alone, timed on the main thread: p50 ${formatNumber(floors.procWalk.p50)}, p90 ${formatNumber(floors.procWalk.p90)}).`,
   ];
 }
 

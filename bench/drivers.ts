@@ -27,6 +27,7 @@ import {
   lifecycleArms,
   measureTaskLifecycles,
   measureTaskThroughput,
+  type LifecycleArms,
   type LifecycleSamples,
   type TaskCommand,
 } from './measure-task-lifecycles.js';
@@ -138,12 +139,12 @@ function summarizeAll<K extends string>(samples: Record<K, number[]>): Record<K,
   return Object.fromEntries(Object.entries<number[]>(samples).map(([key, values]) => [key, summarize(values)])) as Record<K, Summary>;
 }
 
-function lifecycleReport(command: TaskCommand, samples: LifecycleSamples): LifecycleReport {
+function lifecycleReport(command: string, samples: LifecycleSamples): LifecycleReport {
   const ours = summarizeAll(samples.ours);
   const peer = summarizeAll(samples.peer);
   const [ci50, ci99] = bootstrapQuantileRatios(samples.ours.total, samples.peer.total, [0.5, 0.99], bootstrapRounds);
   return {
-    command: [command.command, ...command.args].join(' '),
+    command,
     ours,
     peer,
     ratios: [
@@ -161,25 +162,28 @@ async function benchLifecycles(
   const host: TaskHost = await startTaskHost({ drivers: ['raw_exec'] });
   try {
     const lifecycle: LifecycleReport[] = [];
-    const throughput: ThroughputReport[] = [];
-    for (const [i, command] of commands.entries()) {
+    const armsByCommand: LifecycleArms[] = [];
+    for (const command of commands) {
       const arms = await lifecycleArms(host, command);
-      const label = [command.command, ...command.args].join(' ');
-      progress(`lifecycle ${label}: 2 arms x (${settings.warmup} warm-up + ${settings.runs} runs)`);
-      lifecycle.push(lifecycleReport(command, await measureTaskLifecycles(host, arms, settings)));
-      if (i > 0) continue;
-      for (const concurrency of settings.concurrency) {
-        progress(`throughput ${label}: ${concurrency} in flight, ${settings.throughputMs} ms per arm`);
-        const measured = await measureTaskThroughput(host, arms, {
-          concurrency,
-          durationMs: settings.throughputMs,
-          blockMs: Math.min(250, settings.throughputMs),
-        });
-        throughput.push({ concurrency, ...measured });
-      }
+      armsByCommand.push(arms);
+      progress(`lifecycle ${arms.label}: 2 arms x (${settings.warmup} warm-up + ${settings.runs} runs)`);
+      lifecycle.push(lifecycleReport(arms.label, await measureTaskLifecycles(host, arms, settings)));
     }
     progress(`floors: plugin call round trip and /proc walk, ${settings.floorSamples} each`);
     const floors = await measureHostFloors(host, settings.floorSamples);
+    // Throughput after every serial measurement, so that its bursts of concurrent tasks (and
+    // the garbage they leave) land in none of them.
+    const throughput: ThroughputReport[] = [];
+    const arms = armsByCommand[0]!;
+    for (const concurrency of settings.concurrency) {
+      progress(`throughput ${arms.label}: ${concurrency} in flight, ${settings.throughputMs} ms per arm`);
+      const measured = await measureTaskThroughput(host, arms, {
+        concurrency,
+        durationMs: settings.throughputMs,
+        blockMs: Math.min(250, settings.throughputMs),
+      });
+      throughput.push({ concurrency, ...measured });
+    }
     return { lifecycle, throughput, floors };
   } finally {
     await host.close();

@@ -22,6 +22,8 @@ export interface LifecycleSamples {
 
 /** Both arms of one command: ours runs the spec through the host, peer spawns it like raw_exec. */
 export interface LifecycleArms {
+  /** The command as a shell would show it. */
+  label: string;
   spec: TaskSpec;
   peer: SpawnTaskOptions;
 }
@@ -34,6 +36,7 @@ export async function lifecycleArms(host: TaskHost, { command, args }: TaskComma
   const spec = parseTaskSpec({ name: 'bench', driver: 'raw_exec', config: { command, args } });
   const task = await host.manager.prepare(spec, { hostEnv: process.env, hostEnvAllow: host.config.hostEnvAllow });
   return {
+    label: [command, ...args].join(' '),
     spec,
     peer: { command, args, cwd: task.taskDir, env: task.env, stdoutPath: task.stdoutPath, stderrPath: task.stderrPath },
   };

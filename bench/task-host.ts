@@ -8,11 +8,11 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { DriverManager } from '../drivers/driver-manager.js';
 import { parseAgentConfig, type AgentConfig, type Supervision } from '../plugin-loader/agent-config.js';
+import { builtinPluginDirs } from '../plugin-loader/discovery.js';
 import { PluginLoader } from '../plugin-loader/loader.js';
 
-/** The drivers taskhost ships; the ones not asked for are disabled so their threads add no noise. */
-const builtinDrivers = ['mock', 'raw_exec'] as const;
-export type BuiltinDriver = (typeof builtinDrivers)[number];
+/** Built-in drivers the benchmark uses; each lives in a folder named after it. */
+export type BuiltinDriver = 'mock' | 'raw_exec';
 
 export interface TaskHostOptions {
   drivers: readonly BuiltinDriver[];
@@ -31,17 +31,18 @@ export interface TaskHost {
 /** Starts the loader and the manager and waits for every driver's first fingerprint. */
 export async function startTaskHost(options: TaskHostOptions): Promise<TaskHost> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'taskhost-bench-drivers-'));
-  const plugins = Object.fromEntries(builtinDrivers.filter((d) => !options.drivers.includes(d)).map((d) => [d, { enabled: false }]));
+  // Only the drivers asked for are hosted, so no other plugin's thread adds noise.
+  const builtinDirs = builtinPluginDirs.filter((dir) => options.drivers.some((d) => path.basename(dir) === d));
+  if (builtinDirs.length !== options.drivers.length) throw new Error(`not all of ${options.drivers.join(', ')} are built in`);
   const config = parseAgentConfig({
     // A folder that does not exist: only the built-ins are hosted.
     pluginDir: path.join(dataDir, 'no-plugins'),
     dataDir,
     ...(options.supervision ? { supervision: options.supervision } : {}),
-    plugins,
   });
   // Errors only: a lost task or a failed plugin must show; the drill's own crash warnings need not.
   const logger = pino({ level: 'error' }, pino.destination(2));
-  const loader = new PluginLoader({ config, logger });
+  const loader = new PluginLoader({ config, logger, builtinDirs });
   const manager = new DriverManager({ loader, logger });
   const close = async () => {
     await manager.close();

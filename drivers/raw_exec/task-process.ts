@@ -174,6 +174,9 @@ export class TaskProcess {
 
   /** SIGKILLs what is left of the group once its leader has exited (background children). */
   async killStragglers(): Promise<void> {
+    // Cheap check first: with no process left in the group (the usual case) there is no need to
+    // walk all of /proc, which costs milliseconds per call on a busy node.
+    if (!groupExists(this.state.pgid)) return;
     const members = await groupMembers(this.state.pgid);
     // While any member lives, the kernel keeps the group's id from being reused; a live leader
     // with another start time means the group is gone and its id now names someone else's.
@@ -227,5 +230,15 @@ export function killGroup(pgid: number, signal: string): boolean {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
     throw err;
+  }
+}
+
+/** Whether any process (zombies included) is still in the group: signal 0 checks without sending. */
+function groupExists(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
