@@ -4,14 +4,19 @@
  */
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
+import type { Attribute, StatValue } from '../shared/device.js';
+import { formatDuration } from '../shared/duration.js';
 import { InvalidConfigError, TaskhostError } from '../shared/errors.js';
 import { formatIssues } from '../shared/schema.js';
 import { loadAgentConfig, logLevels, parseAgentConfig, type AgentConfig } from '../plugin-loader/agent-config.js';
 import { PluginLoader, type PluginListing } from '../plugin-loader/loader.js';
 import { validateAgentConfigFile } from '../plugin-loader/validate.js';
 import { DriverManager } from '../drivers/driver-manager.js';
+import { DeviceManager, type DevicePluginHealth, type DeviceStatsSnapshot, type NodeDeviceGroup } from '../devices/device-manager.js';
 import { validateTaskFile } from '../drivers/validate-task.js';
 import { runDriverConformance, type CheckResult } from '../drivers/conformance.js';
+import { runDeviceConformance } from '../devices/conformance.js';
+import { findConformanceTarget } from '../plugin-loader/conformance-checks.js';
 import { benchCommand } from './bench/bench-command.js';
 import { runTask } from './run-task.js';
 import { cliLogger } from './log.js';
@@ -50,10 +55,12 @@ Examples:
   taskhost run examples/hello.json       run a task; its output streams here, its exit code is ours
   taskhost run task.json --json          the same, with one JSON result document on stdout
   taskhost plugins                       list built-in plugins and those in ./plugins
-  taskhost fingerprint                   each driver's health and attributes
+  taskhost fingerprint                   each driver's health and attributes, and the device groups
+  taskhost devices                       every device with its health, and each device plugin's state
+  taskhost devices stats --json          the latest device stats, and how old each sample is
   taskhost validate --config agent.json  check an agent config and every plugin's config
   taskhost validate --task task.json     check a task spec and its driver config
-  taskhost conformance ./plugins/my-drv  check a driver against the contract, with what to fix
+  taskhost conformance ./plugins/my-drv  check a driver or device plugin against its contract, with what to fix
   taskhost bench -n 50 -c 4              container lifecycles: docker driver vs Engine API vs CLI`,
     );
 
@@ -96,16 +103,22 @@ Examples:
   program
     .command('conformance')
     .argument('<plugin>', 'a plugin folder (./plugins/my-driver) or the name of a plugin taskhost finds (raw_exec)')
-    .description('run the conformance suite against a driver: each check of the contract, and what to fix when one fails')
+    .description("run the driver or device conformance suite, as the plugin's type says: each check of the contract, and what to fix when one fails")
     .option('--json', 'print one JSON document')
-    .action(async (target: string, opts: { json?: boolean }) => {
+    .option('--plugin-config <file>', 'device plugins: a JSON file with the plugin config to test with, instead of conformance.json\'s "config"')
+    .action(async (target: string, opts: { json?: boolean; pluginConfig?: string }) => {
       const globals = program.opts<GlobalOptions>();
       const config = globals.config || globals.pluginDir ? await agentConfig(globals) : undefined;
+      const { found } = await findConformanceTarget(target, config);
+      const type = found && 'type' in found ? found.type : undefined;
+      const device = type === 'device';
+      if (opts.pluginConfig && type === 'driver') throw new CommanderError(2, 'taskhost.usage', 'error: --plugin-config is for device plugins');
       const mark: Record<CheckResult['status'], string> = { pass: 'ok  ', fail: 'FAIL', skip: 'skip' };
       if (!opts.json) io.stdout.write(`taskhost conformance: ${target}\n`);
-      const report = await runDriverConformance({
+      const report = await (device ? runDeviceConformance : runDriverConformance)({
         target,
         ...(config ? { config } : {}),
+        ...(opts.pluginConfig ? { pluginConfigFile: opts.pluginConfig } : {}),
         logger: cliLogger(globals.logLevel ?? 'silent', io),
         onCheck: (c) => {
           if (opts.json) return;
@@ -144,17 +157,19 @@ Examples:
 
   program
     .command('fingerprint')
-    .description("each driver's health, description and attributes")
+    .description("each driver's health, description and attributes, then the device groups (as `taskhost devices`)")
     .option('--json', 'print one JSON document')
     .action(async (opts: { json?: boolean }) => {
       const config = await agentConfig(program.opts<GlobalOptions>());
       const logger = cliLogger(config.logLevel ?? 'silent', io);
       const loader = new PluginLoader({ config, logger });
       const manager = new DriverManager({ loader, logger });
+      const devices = new DeviceManager({ loader, logger });
       try {
-        await manager.waitForFirstFingerprint(10_000);
+        await Promise.all([manager.waitForFirstFingerprint(10_000), devices.waitForFirstFingerprint(10_000)]);
         const drivers = manager.health().sort((a, b) => a.name.localeCompare(b.name));
-        if (opts.json) io.stdout.write(JSON.stringify({ drivers }, null, 2) + '\n');
+        const deviceDoc = { groups: devices.devices(), plugins: devices.health() };
+        if (opts.json) io.stdout.write(JSON.stringify({ drivers, devices: deviceDoc }, null, 2) + '\n');
         else {
           const rows = drivers.map((d) => [
             d.name,
@@ -163,12 +178,54 @@ Examples:
             Object.entries(d.attributes).map(([k, v]) => `${k}=${v}`).join(' '),
           ]);
           io.stdout.write(table(['DRIVER', 'HEALTH', 'DESCRIPTION', 'ATTRIBUTES'], rows) + '\n');
+          io.stdout.write('\n' + devicesTable(deviceDoc.groups, deviceDoc.plugins) + '\n');
         }
       } finally {
+        await devices.close();
         await manager.close();
         await loader.close();
       }
     });
+
+  /** Runs `work` with a device manager that has heard from every device plugin. */
+  const withDevices = async (work: (devices: DeviceManager) => Promise<void>) => {
+    const config = await agentConfig(program.opts<GlobalOptions>());
+    const logger = cliLogger(config.logLevel ?? 'silent', io);
+    const loader = new PluginLoader({ config, logger });
+    const devices = new DeviceManager({ loader, logger });
+    try {
+      await devices.waitForFirstFingerprint(10_000);
+      await work(devices);
+    } finally {
+      await devices.close();
+      await loader.close();
+    }
+  };
+
+  const devicesCommand = program
+    .command('devices')
+    .description('every device group and device with its health, and the state of each device plugin')
+    .option('--json', 'print one JSON document')
+    .action((opts: { json?: boolean }) =>
+      withDevices(async (devices) => {
+        const groups = devices.devices();
+        const plugins = devices.health();
+        io.stdout.write((opts.json ? JSON.stringify({ groups, plugins }, null, 2) : devicesTable(groups, plugins)) + '\n');
+      }),
+    );
+  devicesCommand
+    .command('stats')
+    .description('the latest stats of every device, and how long ago each group was sampled')
+    .option('--json', 'print one JSON document')
+    .action((_opts: unknown, command: Command) =>
+      withDevices(async (devices) => {
+        await devices.waitForFirstStats(10_000);
+        const snapshot = devices.stats();
+        // `devices --json stats` and `devices stats --json` both ask for JSON.
+        const { json } = command.optsWithGlobals<{ json?: boolean }>();
+        io.stdout.write((json ? JSON.stringify(snapshot, null, 2) : deviceStatsTable(snapshot)) + '\n');
+      }),
+    );
 
   program
     .command('validate')
@@ -265,4 +322,45 @@ function pluginsTable(rows: PluginListing[], pluginDir: string): string {
   ]);
   const summary = `${rows.filter((r) => r.state === 'running').length} running, ${rows.length} found (plugin dir: ${pluginDir})`;
   return `${table(['NAME', 'TYPE', 'VERSION', 'API', 'SOURCE', 'STATE', 'REASON'], body)}\n\n${summary}`;
+}
+
+/** One row per device (attributes on a group's first row), one per plugin that reports no group. */
+function devicesTable(groups: NodeDeviceGroup[], plugins: DevicePluginHealth[]): string {
+  if (plugins.length === 0) return 'no device plugin is running (taskhost plugins says why)';
+  const rows: string[][] = [];
+  for (const g of groups) {
+    const attributes = Object.entries(g.attributes).map(([k, a]) => `${k}=${formatValue(a)}`).join(' ');
+    if (g.devices.length === 0) rows.push([g.id, '-', '-', 'no devices', attributes]);
+    g.devices.forEach((d, i) => rows.push([g.id, d.id, d.health, d.healthDescription ?? '', i === 0 ? attributes : '']));
+  }
+  for (const p of plugins) {
+    if (p.groups.length === 0) rows.push(['-', '-', p.health, `device plugin "${p.name}": ${p.healthDescription}`, '']);
+  }
+  const devices = groups.flatMap((g) => g.devices);
+  const healthy = devices.filter((d) => d.health === 'healthy').length;
+  const states = plugins.map((p) => `${p.name} ${p.health}`).join(', ');
+  const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+  const summary = `${count(devices.length, 'device')} in ${count(groups.length, 'group')}, ${healthy} healthy; device plugins: ${states}`;
+  return `${table(['GROUP', 'DEVICE', 'HEALTH', 'DESCRIPTION', 'ATTRIBUTES'], rows)}\n\n${summary}`;
+}
+
+/** One row per device: its summary stat, the others, and how old the group's sample is. */
+function deviceStatsTable(snapshot: DeviceStatsSnapshot): string {
+  if (snapshot.groups.length === 0) return 'no device groups (taskhost devices says why)';
+  const rows: string[][] = [];
+  for (const g of snapshot.groups) {
+    const age = g.staleMs === null ? '-' : formatDuration(g.staleMs);
+    const instances = Object.entries(g.stats?.instances ?? {});
+    if (instances.length === 0) rows.push([g.id, '-', '-', g.stats ? 'no devices' : 'no stats yet', age]);
+    for (const [id, s] of instances) {
+      const rest = Object.entries(s.stats).map(([k, v]) => `${k}=${formatValue(v)}`).join(' ');
+      rows.push([g.id, id, formatValue(s.summary), rest, age]);
+    }
+  }
+  return table(['GROUP', 'DEVICE', 'SUMMARY', 'STATS', 'AGE'], rows);
+}
+
+/** `80GiB`, `true`, `text`: a value and its unit with no space, so a list stays one word per item. */
+function formatValue(value: Attribute | StatValue): string {
+  return `${value.value}${'unit' in value && value.unit ? value.unit : ''}`;
 }

@@ -12,6 +12,7 @@ import type { AgentConfig } from '../plugin-loader/agent-config.js';
 import { PluginLoader } from '../plugin-loader/loader.js';
 import { DriverManager } from '../drivers/driver-manager.js';
 import { loadTaskSpec } from '../drivers/prepare-task.js';
+import { DeviceManager, type DeviceReservation } from '../devices/device-manager.js';
 import { followFile } from './follow-file.js';
 import { isPullEvent, PullProgressBar } from './pull-progress.js';
 import type { CliIO } from './main.js';
@@ -44,8 +45,13 @@ export interface RunOptions {
 export async function runTask(options: RunOptions): Promise<number> {
   const { io, json, config } = options;
   const spec = await loadTaskSpec(options.file);
-  const loader = new PluginLoader({ config, logger: options.logger });
+  // Only what this task needs: its driver, and the device plugins when it asks for devices.
+  const only = { names: [spec.driver], types: spec.devices?.length ? (['device'] as const) : [] };
+  const loader = new PluginLoader({ config, logger: options.logger, only });
   const manager = new DriverManager({ loader, logger: options.logger });
+  // Device plugins are only followed for a task that asks for devices.
+  const devices = spec.devices?.length ? new DeviceManager({ loader, logger: options.logger }) : undefined;
+  let reservation: DeviceReservation | undefined;
   const events: RunResult['events'] = [];
   const say = (message: string) => io.stderr.write(`taskhost: ${message}\n`);
   const interrupts = options.interrupts ?? process;
@@ -60,11 +66,20 @@ export async function runTask(options: RunOptions): Promise<number> {
       say(`driver "${spec.driver}" is ${health.health}: ${health.healthDescription}`);
       return 1;
     }
-    const task = await manager.prepare(spec, { hostEnv: process.env, hostEnvAllow: config.hostEnvAllow });
     const record = (message: string, annotations?: Record<string, string>) => {
       events.push({ time: new Date().toISOString(), message, ...(annotations ? { annotations } : {}) });
       if (!json) say(`[${spec.name}] ${message}`);
     };
+    if (devices && spec.devices) {
+      await devices.waitForFirstFingerprint(10_000);
+      reservation = await devices.reserve(spec.devices, { owner: spec.name });
+      for (const d of reservation.devices) record(`reserved ${d.group}: ${d.ids.join(', ')}`, { group: d.group, devices: d.ids.join(',') });
+    }
+    const task = await manager.prepare(spec, {
+      hostEnv: process.env,
+      hostEnvAllow: config.hostEnvAllow,
+      ...(reservation ? { reservation: reservation.reservation } : {}),
+    });
     // On a terminal, pull progress is one bar instead of a line per update.
     const bar = !json && process.stderr.isTTY && io.stderr === process.stderr ? new PullProgressBar(process.stderr) : undefined;
     manager.on('taskEvent', (_driver: string, event: TaskEvent) => {
@@ -131,6 +146,8 @@ export async function runTask(options: RunOptions): Promise<number> {
   } finally {
     following.abort();
     if (onInterrupt) interrupts.off('SIGINT', onInterrupt);
+    if (reservation) devices?.release(reservation.id);
+    await devices?.close();
     await manager.close();
     await loader.close();
   }

@@ -17,7 +17,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Type, type Static } from '@sinclair/typebox';
-import type { Logger } from 'pino';
 import {
   DriverCapabilitiesSchema,
   type DriverCapabilities,
@@ -29,6 +28,15 @@ import {
 import { InvalidConfigError, TaskhostError } from '../shared/errors.js';
 import { compileSchema, formatIssues, parseWith, type JsonSchema } from '../shared/schema.js';
 import { parseAgentConfig, type AgentConfig } from '../plugin-loader/agent-config.js';
+import {
+  checkRunner,
+  describe,
+  Miss,
+  Skip,
+  withTimeout,
+  type ConformanceOptions,
+  type ConformanceReport,
+} from '../plugin-loader/conformance-checks.js';
 import { PluginLoader } from '../plugin-loader/loader.js';
 import type { PluginInstance } from '../plugin-loader/plugin-instance.js';
 import { DriverClient } from './driver-client.js';
@@ -45,36 +53,7 @@ const Scenarios = Type.Object({
 });
 type Scenarios = Static<typeof Scenarios>;
 
-export type CheckStatus = 'pass' | 'fail' | 'skip';
-
-export interface CheckResult {
-  name: string;
-  status: CheckStatus;
-  /** Why it failed or was skipped: what the driver did and what to do about it. */
-  message?: string;
-  durationMs: number;
-}
-
-export interface ConformanceReport {
-  plugin: { name: string; version?: string; apiVersion?: string; dir?: string; source?: string };
-  checks: CheckResult[];
-  passed: number;
-  failed: number;
-  skipped: number;
-}
-
-export interface ConformanceOptions {
-  /** A plugin folder, or the name of a plugin the loader finds (built-in or in the plugin dir). */
-  target: string;
-  config?: AgentConfig;
-  logger?: Logger;
-  /** Called as each check finishes, for live output. */
-  onCheck?: (result: CheckResult) => void;
-}
-
-/** A failed expectation: the message says what was seen and what the contract asks for. */
-class Miss extends Error {}
-class Skip extends Error {}
+export type { CheckResult, CheckStatus, ConformanceOptions, ConformanceReport } from '../plugin-loader/conformance-checks.js';
 
 const short = 15_000;
 
@@ -94,22 +73,7 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
   const started: string[] = [];
   let driver: DriverClient | undefined;
 
-  const check = async (name: string, body: () => Promise<void>): Promise<boolean> => {
-    const t0 = performance.now();
-    let result: CheckResult;
-    try {
-      await withTimeout(body(), short * 2, `the check did not finish within ${(short * 2) / 1000}s`);
-      result = { name, status: 'pass', durationMs: 0 };
-    } catch (err) {
-      const skip = err instanceof Skip;
-      result = { name, status: skip ? 'skip' : 'fail', message: describe(err), durationMs: 0 };
-    }
-    result.durationMs = Math.round(performance.now() - t0);
-    report.checks.push(result);
-    report[result.status === 'pass' ? 'passed' : result.status === 'fail' ? 'failed' : 'skipped']++;
-    options.onCheck?.(result);
-    return result.status === 'pass';
-  };
+  const check = checkRunner(report, options.onCheck, short * 2);
 
   try {
     let instance: PluginInstance | undefined;
@@ -386,25 +350,5 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
 function checkExit(exit: ExitResult): void {
   if (typeof exit.exitCode !== 'number' || typeof exit.oomKilled !== 'boolean' || !('signal' in exit)) {
     throw new Miss(`an ExitResult needs exitCode, signal and oomKilled; got ${JSON.stringify(exit)}`);
-  }
-}
-
-function describe(err: unknown): string {
-  if (err instanceof Miss || err instanceof Skip) return err.message;
-  if (err instanceof TaskhostError) return `${err.code}: ${err.message}`;
-  return err instanceof Error ? err.message : String(err);
-}
-
-async function withTimeout<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      work,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Miss(message)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }

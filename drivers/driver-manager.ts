@@ -32,6 +32,7 @@ import {
 import { compileSchema, formatIssues, type JsonSchema } from '../shared/schema.js';
 import type { PluginLoader } from '../plugin-loader/loader.js';
 import { backoff } from '../plugin-loader/plugin-instance.js';
+import { pause, untilState } from '../plugin-loader/plugin-waits.js';
 import { DriverClient } from './driver-client.js';
 import { MemoryHandleStore, type HandleStore } from './handle-store.js';
 import { prepareTask, type PrepareOptions } from './prepare-task.js';
@@ -362,14 +363,14 @@ export class DriverManager extends EventEmitter<DriverManagerEvents> {
         if (err instanceof PluginFailedError || driver.client.instance.state === 'failed') {
           this.#setHealth(driver, { health: 'unhealthy', healthDescription: `driver plugin failed: ${(err as Error).message}` });
           driver.markFingerprinted();
-          await this.#untilState(driver, 'running');
+          await untilState(driver.client.instance, 'running', stop);
           continue;
         }
         if (!(err instanceof PluginCrashedError)) {
           this.#setHealth(driver, { health: 'unhealthy', healthDescription: `fingerprint failed: ${(err as Error).message}` });
         }
       }
-      await this.#pause(backoff(this.#backoff[0], this.#backoff[1], attempt++));
+      await pause(backoff(this.#backoff[0], this.#backoff[1], attempt++), stop);
     }
   }
 
@@ -388,11 +389,11 @@ export class DriverManager extends EventEmitter<DriverManagerEvents> {
       } catch (err) {
         if (stop.aborted || err instanceof CancelledError) return;
         if (driver.client.instance.state === 'failed') {
-          await this.#untilState(driver, 'running');
+          await untilState(driver.client.instance, 'running', stop);
           continue;
         }
       }
-      await this.#pause(backoff(this.#backoff[0], this.#backoff[1], attempt++));
+      await pause(backoff(this.#backoff[0], this.#backoff[1], attempt++), stop);
     }
   }
 
@@ -408,34 +409,6 @@ export class DriverManager extends EventEmitter<DriverManagerEvents> {
       this.#log.info({ driver: driver.client.name, health: next.health }, `driver health: ${next.health} (${next.healthDescription})`);
       this.#emit('health', { ...driver.health });
     }
-  }
-
-  #pause(ms: number): Promise<void> {
-    const stop = this.#closing.signal;
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        stop.removeEventListener('abort', done);
-        resolve();
-      }
-      stop.addEventListener('abort', done, { once: true });
-    });
-  }
-
-  #untilState(driver: Driver, state: string): Promise<void> {
-    const instance = driver.client.instance;
-    const stop = this.#closing.signal;
-    return new Promise((resolve) => {
-      const done = () => {
-        instance.off('state', onState);
-        stop.removeEventListener('abort', done);
-        resolve();
-      };
-      const onState = (s: string) => s === state && done();
-      instance.on('state', onState);
-      stop.addEventListener('abort', done, { once: true });
-    });
   }
 
   /** A listener that throws must not break the manager. */

@@ -6,6 +6,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { ContainerReservation } from '../shared/device.js';
 import { TaskSpec, type DriverCapabilities, type TaskConfig } from '../shared/driver.js';
 import { parseDuration } from '../shared/duration.js';
 import { buildTaskEnv, interpolateDeep, variables } from '../shared/env.js';
@@ -55,7 +56,8 @@ export interface PrepareOptions {
   node?: { attributes?: Record<string, string>; meta?: Record<string, string> };
   hostEnv?: Record<string, string | undefined>;
   hostEnvAllow?: readonly string[];
-  deviceEnv?: Record<string, string>;
+  /** The task's devices (DeviceManager.reserve): its envs become the env's device layer. */
+  reservation?: ContainerReservation;
 }
 
 /** Builds the TaskConfig for a spec and creates its directories and log files. */
@@ -84,10 +86,11 @@ export async function prepareTask(options: PrepareOptions): Promise<TaskConfig> 
     dirs: seen,
     resources: spec.resources,
     node: options.node,
-    hostEnv: options.hostEnv,
+    // A task with its own file system (a container) gets its image's env, never the agent's.
+    hostEnv: capabilities.fsIsolation === 'none' ? options.hostEnv : undefined,
     hostEnvAllow: options.hostEnvAllow,
     taskEnv: spec.env,
-    deviceEnv: options.deviceEnv,
+    deviceEnv: options.reservation?.envs,
   });
   const logs = path.join(host.allocDir, 'logs');
   await Promise.all([host.taskDir, host.secretsDir, logs].map((d) => mkdir(d, { recursive: true, mode: 0o750 })));
@@ -105,8 +108,8 @@ export async function prepareTask(options: PrepareOptions): Promise<TaskConfig> 
     env,
     deviceEnv,
     resources: { ...spec.resources },
-    devices: [],
-    mounts: [],
+    devices: (options.reservation?.devices ?? []).map((d) => ({ ...d })),
+    mounts: (options.reservation?.mounts ?? []).map((m) => ({ ...m })),
     killTimeoutMs: parseDuration(spec.killTimeout),
     ...host,
     stdoutPath,

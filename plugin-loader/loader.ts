@@ -14,8 +14,8 @@ import {
   type SchemaIssue,
 } from '../shared/errors.js';
 import type { PluginType } from '../shared/plugin.js';
-import { closest } from '../shared/schema.js';
-import { fillSupervision, type AgentConfig } from './agent-config.js';
+import { closest, compileSchema, type JsonSchema } from '../shared/schema.js';
+import { fillSupervision, type AgentConfig, type PluginEntry } from './agent-config.js';
 import { discover, type Discovery, type PluginCandidate, type PluginSource } from './discovery.js';
 import { PluginInstance, type PluginState } from './plugin-instance.js';
 
@@ -26,6 +26,11 @@ export interface PluginLoaderOptions {
   builtinDirs?: readonly string[];
   /** Plugin folders to load besides the plugin directory, named by path. */
   extraDirs?: readonly string[];
+  /**
+   * Host only the plugins with these names or of these types (a command that runs one task
+   * needs only its driver): the others are discovered and listed but not started.
+   */
+  only?: { names?: readonly string[]; types?: readonly PluginType[] };
   logger?: Logger;
 }
 
@@ -45,8 +50,8 @@ export interface PluginListing {
   apiVersion?: string;
   source: PluginSource;
   dir: string;
-  /** Hosted plugins: their state. Others: `disabled` or `skipped`. */
-  state: PluginState | 'disabled' | 'skipped';
+  /** Hosted plugins: their state. Others: `disabled`, `unconfigured` (see needsConfig) or `skipped`. */
+  state: PluginState | 'disabled' | 'unconfigured' | 'skipped';
   restarts?: number;
   /** Why it was skipped, or its last error. */
   reason?: string;
@@ -57,9 +62,12 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
   readonly config: AgentConfig;
   readonly #builtinDirs: readonly string[] | undefined;
   readonly #extraDirs: readonly string[] | undefined;
+  readonly #only: PluginLoaderOptions['only'];
   readonly #log: Logger;
   readonly #instances = new Map<string, PluginInstance>();
   readonly #candidates = new Map<string, PluginCandidate>();
+  /** Built-ins left unhosted for want of config, with the schema's complaint. */
+  readonly #unconfigured = new Map<string, TaskhostError>();
   #discovery: Discovery | undefined;
   #starting: Promise<void> | undefined;
   #problems: SchemaIssue[] = [];
@@ -70,6 +78,7 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
     this.config = options.config;
     this.#builtinDirs = options.builtinDirs;
     this.#extraDirs = options.extraDirs;
+    this.#only = options.only;
     this.#log = options.logger ?? pino({ level: options.config.logLevel ?? 'warn' }, pino.destination(2));
   }
 
@@ -82,9 +91,11 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
   async #startAll(): Promise<void> {
     const discovery = await this.discover();
     const starts: Promise<void>[] = [];
+    const only = this.#only;
     for (const candidate of discovery.plugins) {
       const entry = this.config.plugins[candidate.name];
       if (entry && !entry.enabled) continue;
+      if (only && !only.names?.includes(candidate.name) && !only.types?.includes(candidate.type)) continue;
       starts.push(this.#host(candidate).start());
     }
     await Promise.all(starts);
@@ -133,6 +144,7 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
     const rows: PluginListing[] = [];
     for (const c of this.#candidates.values()) {
       const instance = this.#instances.get(c.name);
+      const unconfigured = this.#unconfigured.get(c.name);
       const row: PluginListing = {
         name: c.name,
         type: c.type,
@@ -140,7 +152,7 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
         apiVersion: c.apiVersion,
         source: c.source,
         dir: c.dir,
-        state: instance ? instance.state : 'disabled',
+        state: instance ? instance.state : unconfigured ? 'unconfigured' : 'disabled',
       };
       if (instance) {
         row.restarts = instance.restarts;
@@ -149,6 +161,8 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
           row.error = toErrorData(err);
           row.reason = err.message;
         }
+      } else if (unconfigured) {
+        row.reason = `needs config, and the agent config has none for it: ${unconfigured.message}`;
       } else row.reason = 'disabled in the agent config';
       rows.push(row);
     }
@@ -178,7 +192,10 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
     });
     const name = candidate.name;
     const log = this.#log.child({ plugin: name });
-    instance.on('state', (state) => this.#emit('state', name, state));
+    const unconfigured = () => needsConfig(candidate, entry, instance.configSchema);
+    instance.on('state', (state) => {
+      if (state !== 'failed' || !unconfigured()) this.#emit('state', name, state);
+    });
     instance.on('started', () => {
       log.info({ apiVersion: candidate.apiVersion, source: candidate.source }, 'plugin started');
       this.#emit('started', name);
@@ -192,6 +209,12 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
       this.#emit('restarted', name, restarts);
     });
     instance.on('failed', (error) => {
+      if (unconfigured()) {
+        log.debug({ err: toErrorData(error) }, 'built-in plugin not hosted: it needs config');
+        this.#instances.delete(name);
+        this.#unconfigured.set(name, error);
+        return;
+      }
       log.error({ err: toErrorData(error) }, `plugin failed: ${error.message}`);
       this.#emit('failed', name, error);
     });
@@ -208,6 +231,19 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
       this.#log.error({ err, event }, 'a loader event listener threw');
     }
   }
+}
+
+/**
+ * Whether a plugin is left unhosted because it needs config that nobody gave it: a built-in (which
+ * nobody asked for) without an agent config entry, whose config schema rejects an empty config. A
+ * plugin in the plugin directory fails instead: someone installed it, so it is a mistake to report.
+ */
+export function needsConfig(
+  candidate: Pick<PluginCandidate, 'source'>,
+  entry: PluginEntry | undefined,
+  schema: JsonSchema | null,
+): boolean {
+  return candidate.source === 'builtin' && entry === undefined && schema !== null && !compileSchema(schema)({}).ok;
 }
 
 function unknownPluginNames(config: AgentConfig, discovery: Discovery): SchemaIssue[] {

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { InvalidConfigError, PluginCrashedError, type SchemaIssue, TaskhostError } from '../shared/errors.js';
 import { loadAgentConfig, fillSupervision, type AgentConfig } from './agent-config.js';
-import { PluginLoader } from './loader.js';
+import { needsConfig, PluginLoader } from './loader.js';
 import { validatePluginConfig } from './plugin-instance.js';
 import { PluginWorker } from './plugin-worker.js';
 
@@ -56,6 +56,7 @@ export async function validateAgentConfigFile(
       }, supervision.startTimeoutMs);
       try {
         const loaded = await worker.load();
+        if (needsConfig(candidate, entry, loaded.configSchema)) return; // not hosted, so nothing to check
         report.checked.push(candidate.name);
         validatePluginConfig(candidate.name, loaded.configSchema, entry?.config);
       } catch (err) {

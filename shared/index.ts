@@ -7,3 +7,4 @@ export * from './env.js';
 export * from './driver.js';
 export * from './event-hub.js';
 export * from './device.js';
+export * from './image-ref.js';

@@ -47,7 +47,7 @@ t.test('plugins prints a table a person can read at a glance', async (t) => {
 t.test('--plugin-dir overrides the config, and without a config the defaults apply', async (t) => {
   const { stdout } = await runCli(['--plugin-dir', path.join(work, 'empty'), 'plugins', '--json']);
   const doc = JSON.parse(stdout) as { plugins: { name: string }[]; pluginDir: string };
-  t.same(doc.plugins.map((p) => p.name), ['mock', 'raw_exec']);
+  t.same(doc.plugins.map((p) => p.name), ['example-file', 'nvidia', 'docker', 'mock', 'raw_exec']);
   t.equal(doc.pluginDir, path.join(work, 'empty'));
 });
 
@@ -88,7 +88,7 @@ t.test('validate: a valid config exits 0 and says what it checked', async (t) =>
   const file = configFile({ ...base, plugins: { good: { config: { greeting: 'hi' } }, 'throws-at-import': { enabled: false } } });
   const { code, stdout } = await runCli(['validate', '--config', file]);
   t.equal(code, 0);
-  t.match(stdout, /valid \(plugin configs checked: exits, good, mock, oom, raw_exec, rejects, spins\)/);
+  t.match(stdout, /valid \(plugin configs checked: docker, exits, good, mock, nvidia, oom, raw_exec, rejects, spins\)/);
 });
 
 t.test('bad input: unreadable or non-JSON config, missing --config, unknown command', async (t) => {
@@ -122,6 +122,9 @@ const bin = new URL('../bin/taskhost.js', import.meta.url);
 t.test('the installed bin runs the compiled CLI', { skip: !existsSync(new URL('../dist/cli/main.js', import.meta.url)) && 'dist/ not built' }, async (t) => {
   const { stdout } = await promisify(execFile)(process.execPath, [bin.pathname, '--plugin-dir', path.join(work, 'empty'), 'plugins', '--json']);
   t.same((JSON.parse(stdout) as { plugins: { name: string; state: string }[] }).plugins.map((p) => [p.name, p.state]), [
+    ['example-file', 'unconfigured'],
+    ['nvidia', 'running'],
+    ['docker', 'running'],
     ['mock', 'running'],
     ['raw_exec', 'running'],
   ]);

@@ -12,7 +12,7 @@ export const fixturePluginDir = fileURLToPath(new URL('../fixtures/plugins', imp
 /** Fast supervision for tests: quick liveness checks and short backoff. */
 export const fastSupervision: Supervision = {
   livenessInterval: '100ms',
-  livenessTimeout: '1s',
+  livenessTimeout: '5s',
   restartBackoff: '20ms',
   maxRestartBackoff: '100ms',
   startTimeout: '10s',
