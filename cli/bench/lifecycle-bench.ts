@@ -21,7 +21,7 @@ const common: readonly Operation[] = ['create+start', 'stop', 'wait', 'remove'];
 
 /** A container that exits at once on SIGTERM (busybox sh runs a trap only between commands). */
 const command = ['sh', '-c', "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"];
-const label = 'com.taskhost.bench=lifecycle';
+const label = 'taskhost-bench=lifecycle';
 
 export interface LifecycleArm {
   readonly name: string;
@@ -47,7 +47,7 @@ export function driverArm(manager: DriverManager, image: string): LifecycleArm {
       const spec = parseTaskSpec({
         name: `bench-${index}`,
         driver: 'docker',
-        config: { image, command: command[0], args: command.slice(1), networkMode: 'none', labels: { 'com.taskhost.bench': 'lifecycle' } },
+        config: { image, command: command[0], args: command.slice(1), networkMode: 'none', labels: { 'taskhost-bench': 'lifecycle' } },
         killTimeout: '10s',
       });
       const id = await timed(t, 'create+start', async () => {
@@ -76,7 +76,7 @@ export function engineApiArm(image: string, socketPath?: string): LifecycleArm {
         const created = await api.request<{ Id: string }>('POST', '/containers/create', {
           Image: image,
           Cmd: command,
-          Labels: { 'com.taskhost.bench': 'lifecycle' },
+          Labels: { 'taskhost-bench': 'lifecycle' },
           HostConfig: { NetworkMode: 'none' },
         });
         await api.request('POST', `/containers/${created.Id}/start`);
