@@ -10,8 +10,6 @@ export function isPullEvent(event: Pick<TaskEvent, 'annotations'>): boolean {
   return event.annotations?.layersTotal !== undefined && event.annotations?.totalBytes !== undefined;
 }
 
-const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
-
 export class PullProgressBar {
   readonly #stream: NodeJS.WriteStream;
   #bar: cliProgress.SingleBar | undefined;
@@ -23,18 +21,21 @@ export class PullProgressBar {
   /** Draws or advances the bar for a pull event. */
   update(event: TaskEvent): void {
     const a = event.annotations ?? {};
-    const total = Number(a.totalBytes) || 0;
-    const current = Number(a.currentBytes) || 0;
-    const payload = { image: a.image ?? '', layers: `${a.layersDone ?? 0}/${a.layersTotal ?? 0}`, mib: `${mib(current)}/${mib(total)} MiB` };
+    // Bytes when the registry says how many, else layers; a finished pull is full either way.
+    const bytes = (Number(a.totalBytes) || 0) > 0;
+    const total = Math.max(1, bytes ? Number(a.totalBytes) : Number(a.layersTotal) || 0);
+    const done = event.message.startsWith('Pulled');
+    const current = done ? total : bytes ? Number(a.currentBytes) || 0 : Number(a.layersDone) || 0;
+    const payload = { status: event.message };
     if (!this.#bar) {
       this.#bar = new cliProgress.SingleBar(
-        { stream: this.#stream, format: 'pulling {image} [{bar}] {percentage}% | layers {layers} | {mib}', hideCursor: true, clearOnComplete: false },
+        { stream: this.#stream, format: '[{bar}] {percentage}% {status}', hideCursor: true, clearOnComplete: false },
         cliProgress.Presets.shades_classic,
       );
       this.#bar.start(Math.max(total, 1), current, payload);
       return;
     }
-    this.#bar.setTotal(Math.max(total, 1));
+    this.#bar.setTotal(total);
     this.#bar.update(current, payload);
   }
 
