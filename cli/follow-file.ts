@@ -4,6 +4,7 @@
  * is used on purpose: it works the same on every file system and for files other processes write.
  */
 import { open } from 'node:fs/promises';
+import { pause } from '../shared/pause.js';
 
 export async function followFile(
   file: string,
@@ -25,15 +26,7 @@ export async function followFile(
   try {
     while (!signal.aborted) {
       await drain();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, intervalMs);
-        function done() {
-          clearTimeout(timer);
-          signal.removeEventListener('abort', done);
-          resolve();
-        }
-        signal.addEventListener('abort', done, { once: true });
-      });
+      await pause(intervalMs, signal);
     }
     await drain();
   } finally {

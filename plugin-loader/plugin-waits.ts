@@ -4,19 +4,7 @@
  */
 import type { PluginInstance, PluginState } from './plugin-instance.js';
 
-/** Resolves after `ms`, or sooner when `signal` aborts. */
-export function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
+export { pause } from '../shared/pause.js';
 
 /** Resolves when the plugin next enters `state`, or when `signal` aborts. */
 export function untilState(instance: PluginInstance, state: PluginState, signal: AbortSignal): Promise<void> {

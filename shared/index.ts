@@ -8,3 +8,4 @@ export * from './driver.js';
 export * from './event-hub.js';
 export * from './device.js';
 export * from './image-ref.js';
+export * from './pause.js';

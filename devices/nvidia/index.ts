@@ -17,7 +17,7 @@ import { definePlugin, type SetConfigRequest } from '../../shared/plugin.js';
 import { readInventory, toGroups, type Gpu } from './gpu-inventory.js';
 import { readStats } from './gpu-stats.js';
 import { inventoryFields, queryArgs, runNvidiaSmi, statsFields, type SmiResult } from './nvidia-smi.js';
-import { sleep } from './sleep.js';
+import { pause as sleep } from '../../shared/pause.js';
 
 const version = '0.1.0';
 

@@ -10,7 +10,7 @@ import { finished } from 'node:stream/promises';
 import type Docker from 'dockerode';
 import { shortCall } from './docker-client.js';
 import { isAbort, isNotFound } from './docker-errors.js';
-import { pause } from './pause.js';
+import { pause } from '../../shared/pause.js';
 
 export interface LogTarget {
   stdoutPath: string;

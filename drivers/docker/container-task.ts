@@ -12,7 +12,7 @@ import { daemonMessage } from './daemon-message.js';
 import { isAbort, isNotFound } from './docker-errors.js';
 import { copyLogs } from './container-logs.js';
 import { waitContainer } from './container-wait.js';
-import { pause } from './pause.js';
+import { pause } from '../../shared/pause.js';
 
 /** What the task handle carries: enough to find the container and its image again. */
 export interface DriverState {

@@ -48,7 +48,7 @@ import { ContainerTask, isoTime, type DriverState } from './container-task.js';
 import { waitContainer } from './container-wait.js';
 import { reconcileDangling, type ReconcileResult } from './dangling-reconciler.js';
 import type { EnsuredImage, ImageService, PullProgress } from './image-manager.js';
-import { pause } from './pause.js';
+import { pause } from '../../shared/pause.js';
 
 const version = '0.1.0';
 

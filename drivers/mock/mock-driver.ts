@@ -24,7 +24,7 @@ import type { PluginInfo, SetConfigRequest } from '../../shared/plugin.js';
 import { compileSchema, parseWith } from '../../shared/schema.js';
 import { MockTask, type MockTaskState } from './mock-task.js';
 import { MockTaskConfig } from './mock-task-config.js';
-import { pause } from './pause.js';
+import { pause } from '../../shared/pause.js';
 
 export const MockConfig = Type.Object({
   fingerprintInterval: Duration({ default: '30s', description: 'how often fingerprint() reports' }),

@@ -17,7 +17,7 @@ import { formatDuration, parseDuration } from '../../shared/duration.js';
 import { CancelledError, PluginError, TaskNotRunningError } from '../../shared/errors.js';
 import type { EventHub } from '../../shared/event-hub.js';
 import type { MockTaskConfig } from './mock-task-config.js';
-import { pause } from './pause.js';
+import { pause } from '../../shared/pause.js';
 
 /** The handle's driverState (version 1): everything the task will do, in plain JSON. */
 export interface MockTaskState {

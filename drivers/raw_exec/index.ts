@@ -33,7 +33,7 @@ import { EventHub } from '../../shared/event-hub.js';
 import { definePlugin, type SetConfigRequest } from '../../shared/plugin.js';
 import { execCommand } from './exec-command.js';
 import { groupUsage } from './group-usage.js';
-import { sleep } from './sleep.js';
+import { pause as sleep } from '../../shared/pause.js';
 import { TaskProcess, type DriverState } from './task-process.js';
 
 const version = '0.1.0';

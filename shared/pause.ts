@@ -17,7 +17,7 @@ export function pause(
       unsubscribe?.();
       resolve();
     };
-    const timer = setTimeout(wake, ms);
+    const timer = setTimeout(wake, Math.max(0, ms));
     signal.addEventListener('abort', wake, { once: true });
     unsubscribe = until?.(wake);
   });
