@@ -9,3 +9,4 @@ export * from './event-hub.js';
 export * from './device.js';
 export * from './image-ref.js';
 export * from './pause.js';
+export * from './output-tail.js';

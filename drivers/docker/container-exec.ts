@@ -7,6 +7,7 @@ import type Docker from 'dockerode';
 import { signalExit, type ExecResult, type ExitResult } from '../../shared/driver.js';
 import { CancelledError } from '../../shared/errors.js';
 import { shortCall } from './docker-client.js';
+import { OutputTail } from '../../shared/output-tail.js';
 
 /** Bytes kept of each of stdout and stderr: the last ones, where errors usually are. */
 export const execOutputLimit = 64 * 1024;
@@ -91,29 +92,3 @@ async function killExec(exec: Docker.Exec, localEngine: boolean): Promise<boolea
   }
 }
 
-/** Keeps the last `max` bytes written. */
-class OutputTail {
-  readonly #max: number;
-  #chunks: Buffer[] = [];
-  #size = 0;
-
-  constructor(max: number) {
-    this.#max = max;
-  }
-
-  push(chunk: Buffer): void {
-    this.#chunks.push(chunk);
-    this.#size += chunk.length;
-    while (this.#chunks.length > 1 && this.#size - this.#chunks[0]!.length >= this.#max) this.#size -= this.#chunks.shift()!.length;
-  }
-
-  /** What demuxStream writes to: only `write` is called, synchronously. */
-  sink(): NodeJS.WritableStream {
-    return { write: (chunk: Buffer) => (this.push(chunk), true) } as unknown as NodeJS.WritableStream;
-  }
-
-  toString(): string {
-    const all = Buffer.concat(this.#chunks);
-    return all.subarray(Math.max(0, all.length - this.#max)).toString('utf8');
-  }
-}

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { signalExit, type ExecResult, type ExitResult } from '../../shared/driver.js';
 import { CancelledError } from '../../shared/errors.js';
 import { killGroup } from './task-process.js';
+import { OutputTail } from '../../shared/output-tail.js';
 
 export interface ExecOptions {
   cwd: string;
@@ -64,24 +65,3 @@ export function execCommand(command: [string, ...string[]], options: ExecOptions
   });
 }
 
-/** Keeps the last `max` bytes written: where a failing command's error message usually is. */
-class OutputTail {
-  readonly #max: number;
-  #chunks: Buffer[] = [];
-  #size = 0;
-
-  constructor(max: number) {
-    this.#max = max;
-  }
-
-  push(chunk: Buffer): void {
-    this.#chunks.push(chunk);
-    this.#size += chunk.length;
-    while (this.#size - this.#chunks[0]!.length >= this.#max) this.#size -= this.#chunks.shift()!.length;
-  }
-
-  toString(): string {
-    const all = Buffer.concat(this.#chunks);
-    return all.subarray(Math.max(0, all.length - this.#max)).toString('utf8');
-  }
-}
