@@ -12,6 +12,7 @@
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { integerFlag, runBenchmark } from './flags.js';
 import { runCrashDrill, type CrashDrillResult } from './crash-drill.js';
 import {
   renderDriversReport,
@@ -86,8 +87,6 @@ const commands: TaskCommand[] = [
 
 const bootstrapRounds = 2_000;
 
-class UsageError extends Error {}
-
 function parseSettings(argv: string[]): { settings: DriversSettings; json: boolean } | undefined {
   const text = { type: 'string' } as const;
   const { values } = parseArgs({
@@ -108,12 +107,7 @@ function parseSettings(argv: string[]): { settings: DriversSettings; json: boole
     return undefined;
   }
   const base = values.quick ? quickSettings : fullSettings;
-  const int = (flag: string, raw: string | undefined, fallback: number, min: number): number => {
-    if (raw === undefined) return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${flag} must be an integer >= ${min}, got "${raw}"`);
-    return n;
-  };
+  const int = integerFlag;
   const concurrency =
     values.concurrency === undefined
       ? base.concurrency
@@ -243,12 +237,4 @@ async function main(): Promise<void> {
   process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : `${renderDriversReport(report)}\n`);
 }
 
-main().catch((err: unknown) => {
-  if (err instanceof UsageError || String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')) {
-    process.stderr.write(`${(err as Error).message}\n\n${usage}\n`);
-    process.exitCode = 2;
-    return;
-  }
-  process.stderr.write(`bench:drivers failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
-});
+runBenchmark('bench:drivers', usage, main);

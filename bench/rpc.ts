@@ -16,6 +16,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { integerFlag, runBenchmark } from './flags.js';
 import type { PluginCandidate } from '../plugin-loader/discovery.js';
 import { BarePiscinaClient } from './bare-piscina-client.js';
 import { findBenchPlugin, hostPlugin, startPlugin } from './bench-plugin.js';
@@ -105,12 +106,7 @@ function parseSettings(argv: string[]): { settings: Settings; json: boolean } | 
     return undefined;
   }
   const base = values.quick ? quickSettings : fullSettings;
-  const int = (flag: string, raw: string | undefined, fallback: number, min: number): number => {
-    if (raw === undefined) return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${flag} must be an integer >= ${min}, got "${raw}"`);
-    return n;
-  };
+  const int = integerFlag;
   const settings: Settings = {
     calls: int('calls', values.calls, base.calls, 1),
     block: int('block', values.block, base.block, 1),
@@ -125,8 +121,6 @@ function parseSettings(argv: string[]): { settings: Settings; json: boolean } | 
   };
   return { settings, json: values.json };
 }
-
-class UsageError extends Error {}
 
 function progress(message: string): void {
   process.stderr.write(`[bench:rpc] ${message}\n`);
@@ -294,12 +288,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  if (err instanceof UsageError || String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')) {
-    process.stderr.write(`${(err as Error).message}\n\n${usage}\n`);
-    process.exitCode = 2;
-    return;
-  }
-  process.stderr.write(`bench:rpc failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
-});
+runBenchmark('bench:rpc', usage, main);

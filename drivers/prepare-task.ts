@@ -74,15 +74,16 @@ export async function prepareTask(options: PrepareOptions): Promise<TaskConfig> 
   // A task that has its own file system sees its directories where the driver mounts them.
   const seen = capabilities.fsIsolation === 'none' ? host : { allocDir: '/alloc', taskDir: '/local', secretsDir: '/secrets' };
   const config = parseDriverConfig(spec.driver, options.schema, spec.config);
+  const identity = {
+    id,
+    name: spec.name,
+    allocId,
+    jobName: spec.job ?? spec.name,
+    groupName: spec.group ?? spec.name,
+    driver: spec.driver,
+  };
   const { env, deviceEnv } = buildTaskEnv({
-    task: {
-      id,
-      name: spec.name,
-      allocId,
-      jobName: spec.job ?? spec.name,
-      groupName: spec.group ?? spec.name,
-      driver: spec.driver,
-    },
+    task: identity,
     dirs: seen,
     resources: spec.resources,
     node: options.node,
@@ -98,12 +99,7 @@ export async function prepareTask(options: PrepareOptions): Promise<TaskConfig> 
   const stderrPath = path.join(logs, `${spec.name}.stderr`);
   await Promise.all([writeFile(stdoutPath, '', { flag: 'a' }), writeFile(stderrPath, '', { flag: 'a' })]);
   const task: TaskConfig = {
-    id,
-    name: spec.name,
-    allocId,
-    jobName: spec.job ?? spec.name,
-    groupName: spec.group ?? spec.name,
-    driver: spec.driver,
+    ...identity,
     config: interpolateDeep(config, variables(env, options.node)),
     env,
     deviceEnv,

@@ -1,0 +1,25 @@
+/** What the benchmarks share on their command line: integer flags and how a bad one ends the run. */
+
+/** A flag the person got wrong: the run stops with the message and the usage, exit code 2. */
+export class UsageError extends Error {}
+
+/** The integer given for `--flag`, or `fallback` when it was not given. */
+export function integerFlag(flag: string, raw: string | undefined, fallback: number, min: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${flag} must be an integer >= ${min}, got "${raw}"`);
+  return n;
+}
+
+/** Runs a benchmark's main: usage errors exit 2 with the usage, anything else exits 1. */
+export function runBenchmark(name: string, usage: string, main: () => Promise<void>): void {
+  main().catch((err: unknown) => {
+    if (err instanceof UsageError || String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`${(err as Error).message}\n\n${usage}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`${name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  });
+}
