@@ -11,8 +11,7 @@
  * MISS, and a MISS never fails the run (exit 0). Errors do (exit 1; 2 for bad flags).
  */
 import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { integerFlag, runBenchmark } from './flags.js';
+import { integerFlag, parseBenchFlags, runBenchmark } from './flags.js';
 import { runCrashDrill, type CrashDrillResult } from './crash-drill.js';
 import {
   renderDriversReport,
@@ -88,25 +87,10 @@ const commands: TaskCommand[] = [
 const bootstrapRounds = 2_000;
 
 function parseSettings(argv: string[]): { settings: DriversSettings; json: boolean } | undefined {
-  const text = { type: 'string' } as const;
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      runs: text,
-      warmup: text,
-      concurrency: text,
-      'throughput-ms': text,
-      drills: text,
-      quick: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(`${usage}\n`);
-    return undefined;
-  }
-  const base = values.quick ? quickSettings : fullSettings;
+  const flags = parseBenchFlags(argv, usage, ['runs', 'warmup', 'concurrency', 'throughput-ms', 'drills']);
+  if (!flags) return undefined;
+  const { values } = flags;
+  const base = flags.quick ? quickSettings : fullSettings;
   const int = integerFlag;
   const concurrency =
     values.concurrency === undefined
@@ -121,7 +105,7 @@ function parseSettings(argv: string[]): { settings: DriversSettings; json: boole
       throughputMs: int('throughput-ms', values['throughput-ms'], base.throughputMs, 50),
       drills: int('drills', values.drills, base.drills, 0),
     },
-    json: values.json,
+    json: flags.json,
   };
 }
 

@@ -1,4 +1,5 @@
 /** What the benchmarks share on their command line: integer flags and how a bad one ends the run. */
+import { parseArgs } from 'node:util';
 
 /** A flag the person got wrong: the run stops with the message and the usage, exit code 2. */
 export class UsageError extends Error {}
@@ -22,4 +23,35 @@ export function runBenchmark(name: string, usage: string, main: () => Promise<vo
     process.stderr.write(`${name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exitCode = 1;
   });
+}
+
+export interface BenchFlags<K extends string> {
+  /** Each named flag's text, when it was given. */
+  values: Partial<Record<K, string>>;
+  quick: boolean;
+  json: boolean;
+}
+
+/**
+ * Parses a benchmark's command line: the named value flags plus --quick, --json and --help.
+ * Prints the usage and returns undefined for --help; an unknown flag throws (exit code 2).
+ */
+export function parseBenchFlags<K extends string>(argv: string[], usage: string, names: readonly K[]): BenchFlags<K> | undefined {
+  const options = Object.fromEntries(names.map((name) => [name, { type: 'string' as const }]));
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ...options,
+      quick: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${usage}\n`);
+    return undefined;
+  }
+  const given = values as Record<string, string | boolean | undefined>;
+  const text = Object.fromEntries(names.filter((n) => typeof given[n] === 'string').map((n) => [n, given[n]])) as Partial<Record<K, string>>;
+  return { values: text, quick: given.quick === true, json: given.json === true };
 }

@@ -11,12 +11,15 @@ import { magicCookie, parseHandshake, pluginServiceDefinition } from './grpc-plu
 import { siblingFile } from './paths.js';
 
 type UnaryMethod = (args: unknown[], callback: (err: grpc.ServiceError | null, value?: unknown) => void) => void;
+type StreamMethod = (args: unknown[]) => grpc.ClientReadableStream<unknown>;
 
 export interface GrpcPluginOptions {
   /** file: URL of the plugin's entry module. */
   entry: string;
   /** Methods the client will call. */
   methods: readonly string[];
+  /** Those of `methods` that are server streams (see grpc-server.ts). */
+  streams?: readonly string[];
   /** Give up if no handshake arrives within this. */
   startTimeoutMs?: number;
 }
@@ -25,20 +28,24 @@ export class GrpcPluginClient {
   readonly child: ChildProcess;
   readonly #client: grpc.Client;
   readonly #methods: Map<string, UnaryMethod>;
+  readonly #streams: Map<string, StreamMethod>;
   readonly #socketPath: string;
 
-  private constructor(child: ChildProcess, target: string, socketPath: string, methods: readonly string[]) {
+  private constructor(child: ChildProcess, target: string, socketPath: string, methods: readonly string[], streams: readonly string[]) {
     this.child = child;
     this.#socketPath = socketPath;
-    const Client = grpc.makeGenericClientConstructor(pluginServiceDefinition(methods), 'Plugin');
+    const Client = grpc.makeGenericClientConstructor(pluginServiceDefinition(methods, streams), 'Plugin');
     const client = new Client(target, grpc.credentials.createInsecure());
     this.#client = client;
-    this.#methods = new Map(methods.map((m) => [m, (client[m] as UnaryMethod).bind(client)]));
+    const bound = (m: string) => (client[m] as UnaryMethod & StreamMethod).bind(client);
+    this.#methods = new Map(methods.filter((m) => !streams.includes(m)).map((m) => [m, bound(m)]));
+    this.#streams = new Map(streams.map((m) => [m, bound(m)]));
   }
 
   /** Spawns the plugin process and waits for its handshake line. */
   static async launch(options: GrpcPluginOptions): Promise<GrpcPluginClient> {
-    const child = spawn(process.execPath, [siblingFile('grpc-server'), options.entry], {
+    const streams = options.streams ?? [];
+    const child = spawn(process.execPath, [siblingFile('grpc-server'), options.entry, streams.join(',')], {
       // stdin stays open as the plugin's lifeline; stderr goes straight to ours.
       stdio: ['pipe', 'pipe', 'inherit'],
       env: { ...process.env, [magicCookie.key]: magicCookie.value },
@@ -46,7 +53,7 @@ export class GrpcPluginClient {
     try {
       const line = await firstLine(child, options.startTimeoutMs ?? 30_000);
       const { target, socketPath } = parseHandshake(line);
-      return new GrpcPluginClient(child, target, socketPath, options.methods);
+      return new GrpcPluginClient(child, target, socketPath, options.methods, streams);
     } catch (err) {
       child.kill('SIGKILL');
       throw err;
@@ -57,6 +64,26 @@ export class GrpcPluginClient {
     const unary = this.#methods.get(method);
     if (!unary) return Promise.reject(new Error(`${method} is not one of this client's methods`));
     return new Promise((resolve, reject) => unary(args, (err, value) => (err ? reject(err) : resolve(value))));
+  }
+
+  /**
+   * Opens a server stream; its messages arrive in order. Aborting `signal` cancels the call, and
+   * the iteration then ends quietly (a cancel is not an error to the one who asked for it).
+   */
+  async *stream(method: string, args: unknown[], signal: AbortSignal): AsyncGenerator<unknown> {
+    const open = this.#streams.get(method);
+    if (!open) throw new Error(`${method} is not one of this client's streams`);
+    const call = open(args);
+    const cancel = () => call.cancel();
+    signal.addEventListener('abort', cancel, { once: true });
+    try {
+      for await (const item of call) yield item;
+    } catch (err) {
+      if (!signal.aborted) throw err;
+    } finally {
+      signal.removeEventListener('abort', cancel);
+      call.cancel();
+    }
   }
 
   /** Closes the channel, stops the plugin process and removes its socket. */

@@ -18,17 +18,23 @@ function encode(value: unknown): Buffer {
 }
 
 function decode(buffer: Buffer): unknown {
-  return JSON.parse(buffer.toString('utf8'));
+  // grpc-js's client takes a decoded null for "no message received" and fails the call, so a
+  // method that returned nothing comes back as undefined.
+  return JSON.parse(buffer.toString('utf8')) ?? undefined;
 }
 
-/** A unary method per plugin method, at /taskhost.bench.Plugin/<method>. */
-export function pluginServiceDefinition(methods: readonly string[]): ServiceDefinition {
+/**
+ * A method per plugin method, at /taskhost.bench.Plugin/<method>: unary, or server-streaming for
+ * the methods in `streams` (each message one item of the plugin's AsyncIterable), as Nomad's
+ * device plugins stream Fingerprint and Stats.
+ */
+export function pluginServiceDefinition(methods: readonly string[], streams: readonly string[] = []): ServiceDefinition {
   const definition: Record<string, MethodDefinition<unknown[], unknown>> = {};
   for (const method of methods) {
     definition[method] = {
       path: `/${serviceName}/${method}`,
       requestStream: false,
-      responseStream: false,
+      responseStream: streams.includes(method),
       requestSerialize: encode,
       requestDeserialize: decode as (buffer: Buffer) => unknown[],
       responseSerialize: encode,

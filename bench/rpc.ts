@@ -15,8 +15,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { integerFlag, runBenchmark } from './flags.js';
+import { integerFlag, parseBenchFlags, runBenchmark } from './flags.js';
 import type { PluginCandidate } from '../plugin-loader/discovery.js';
 import { BarePiscinaClient } from './bare-piscina-client.js';
 import { findBenchPlugin, hostPlugin, startPlugin } from './bench-plugin.js';
@@ -84,28 +83,10 @@ const latencyBootstrapRounds = 300;
 const coldBootstrapRounds = 2_000;
 
 function parseSettings(argv: string[]): { settings: Settings; json: boolean } | undefined {
-  const count = { type: 'string' } as const;
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      calls: count,
-      block: count,
-      warmup: count,
-      'in-flight': count,
-      'throughput-ms': count,
-      cold: count,
-      plugins: count,
-      'memory-runs': count,
-      quick: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(`${usage}\n`);
-    return undefined;
-  }
-  const base = values.quick ? quickSettings : fullSettings;
+  const flags = parseBenchFlags(argv, usage, ['calls', 'block', 'warmup', 'in-flight', 'throughput-ms', 'cold', 'plugins', 'memory-runs']);
+  if (!flags) return undefined;
+  const { values } = flags;
+  const base = flags.quick ? quickSettings : fullSettings;
   const int = integerFlag;
   const settings: Settings = {
     calls: int('calls', values.calls, base.calls, 1),
@@ -117,9 +98,9 @@ function parseSettings(argv: string[]): { settings: Settings; json: boolean } | 
     coldWarmup: base.coldWarmup,
     plugins: int('plugins', values.plugins, base.plugins, 1),
     memoryRuns: int('memory-runs', values['memory-runs'], base.memoryRuns, 1),
-    quick: values.quick,
+    quick: flags.quick,
   };
-  return { settings, json: values.json };
+  return { settings, json: flags.json };
 }
 
 function progress(message: string): void {

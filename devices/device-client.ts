@@ -18,12 +18,12 @@ export class DeviceClient {
   }
 
   fingerprint(signal: AbortSignal): AsyncIterable<unknown> {
-    return this.instance.stream('fingerprint', [], { signal, window: 4 });
+    return this.instance.stream('fingerprint', [], { signal, window: 4, json: true });
   }
   reserve(deviceIds: string[], options?: CallOptions): Promise<unknown> {
     return this.instance.call('reserve', [deviceIds], options);
   }
   stats(intervalMs: number, signal: AbortSignal): AsyncIterable<unknown> {
-    return this.instance.stream('stats', [intervalMs], { signal, window: 4 });
+    return this.instance.stream('stats', [intervalMs], { signal, window: 4, json: true });
   }
 }

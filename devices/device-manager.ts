@@ -10,6 +10,7 @@
  * "why is my device missing?" always has an answer.
  */
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { EventEmitter } from 'eventemitter3';
 import { pino, type Logger } from 'pino';
 import {
@@ -33,6 +34,7 @@ import { formatIssues } from '../shared/schema.js';
 import type { PluginLoader } from '../plugin-loader/loader.js';
 import { backoff } from '../plugin-loader/plugin-instance.js';
 import { pause, untilState } from '../plugin-loader/plugin-waits.js';
+import { closingController } from '../shared/pause.js';
 import { DeviceClient } from './device-client.js';
 import { pickDevices, type DevicePick, type DeviceRequest } from './pick-devices.js';
 import { validateFingerprint, validateReservation, validateStats } from './validate-device-messages.js';
@@ -106,8 +108,21 @@ export interface DeviceManagerEvents {
   changed: [groups: NodeDeviceGroup[]];
   /** A plugin's health or description changed. */
   health: [info: DevicePluginHealth];
-  /** One snapshot per stats interval. */
+  /** One snapshot per stats interval (built only while someone listens). */
   stats: [snapshot: DeviceStatsSnapshot];
+  /** A plugin's stats message was accepted: what it covers, when the plugin sampled it, when it arrived. */
+  sampled: [sample: DeviceSampleArrival];
+}
+
+/** Times are unix milliseconds with a fractional part, so arrival minus sampling is meaningful below 1 ms. */
+export interface DeviceSampleArrival {
+  plugin: string;
+  /** The groups the message carried stats for (`vendor/type/name`). */
+  groups: string[];
+  /** The message's own `timestamp`: when the plugin took the sample. */
+  timestamp: number;
+  /** When the manager accepted it; from then on `stats()` shows it. */
+  receivedAt: number;
 }
 
 export interface DeviceManagerOptions {
@@ -144,12 +159,13 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
   readonly #backoff: [number, number];
   readonly #restartAfterInvalid: number;
   readonly #plugins = new Map<string, Plugin>();
-  readonly #closing = new AbortController();
+  readonly #closing = closingController();
   /** Reserved devices, as `group\0id`. */
   readonly #reserved = new Set<string>();
   readonly #reservations = new Map<string, DeviceReservation>();
   #node: NodeDeviceGroup[] = [];
-  #nodeKey = '[]';
+  /** Each plugin's part of the node's device set, and its serialised form to tell a change. */
+  readonly #nodeParts = new Map<string, { groups: NodeDeviceGroup[]; key: string }>();
   #statsTimer: NodeJS.Timeout | undefined;
   #loops: Promise<void>[] = [];
   #started: Promise<void> | undefined;
@@ -195,7 +211,10 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
     this.#loader.on('failed', this.#onFailed);
     for (const plugin of this.#plugins.values()) this.#loops.push(this.#fingerprintLoop(plugin), this.#statsLoop(plugin));
     if (this.#plugins.size > 0) {
-      this.#statsTimer = setInterval(() => this.#emit('stats', this.stats()), this.#statsIntervalMs);
+      this.#statsTimer = setInterval(() => {
+        // A snapshot copies every group's stats: not worth making when nobody reads it.
+        if (this.listenerCount('stats') > 0) this.#emit('stats', this.stats());
+      }, this.#statsIntervalMs);
       this.#statsTimer.unref();
     }
   }
@@ -404,7 +423,8 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
   /** Takes a fingerprint message if it is valid; otherwise withdraws the plugin's devices. */
   #accept(plugin: Plugin, message: unknown): boolean {
     const name = plugin.client.name;
-    const checked = validateFingerprint(message, name, (group) => this.#ownerOf(group));
+    // Each message is a fresh copy from the plugin's thread: check it without copying it again.
+    const checked = validateFingerprint(message, name, (group) => this.#ownerOf(group), { owned: true });
     if (!checked.ok) {
       const detail = formatIssues(checked.issues).join('; ');
       this.#log.warn({ plugin: name, issues: checked.issues }, `invalid device fingerprint: ${detail}`);
@@ -425,17 +445,24 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
   }
 
   #sample(plugin: Plugin, message: unknown): void {
-    const checked = validateStats(message);
+    const checked = validateStats(message, { owned: true });
     if (!checked.ok) {
       const detail = formatIssues(checked.issues).join('; ');
       this.#log.warn({ plugin: plugin.client.name, issues: checked.issues }, `invalid device stats ignored: ${detail}`);
       return;
     }
     const now = Date.now();
+    const groups: string[] = [];
     for (const group of checked.value.groups) {
       const id = groupId(group);
       // Stats of a group the plugin does not own would describe devices it does not have.
-      if (plugin.health.groups.includes(id)) plugin.samples.set(id, { stats: group, sampledAt: now });
+      if (!plugin.health.groups.includes(id)) continue;
+      plugin.samples.set(id, { stats: group, sampledAt: now });
+      groups.push(id);
+    }
+    if (this.listenerCount('sampled') > 0) {
+      const receivedAt = performance.timeOrigin + performance.now();
+      this.#emit('sampled', { plugin: plugin.client.name, groups, timestamp: checked.value.timestamp, receivedAt });
     }
   }
 
@@ -468,17 +495,22 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
       this.#log.info({ plugin: plugin.client.name, health: next.health }, `device plugin health: ${next.health} (${next.healthDescription})`);
       this.#emit('health', structuredClone(plugin.health));
     }
-    this.#refresh();
+    this.#refresh(plugin);
   }
 
-  /** Rebuilds the node's device set and emits `changed` only if it differs from the last one. */
-  #refresh(): void {
-    const node = [...this.#plugins.values()].flatMap((p) => p.groups.map((g) => nodeGroup(p, g))).sort((a, b) => (a.id < b.id ? -1 : 1));
-    const key = JSON.stringify(node);
-    if (key === this.#nodeKey) return;
-    this.#node = node;
-    this.#nodeKey = key;
-    this.#emit('changed', structuredClone(node));
+  /**
+   * Rebuilds the plugin's part of the node's device set; when it differs from before, the set
+   * is put together again and `changed` emitted. Only that plugin's devices are looked at, so a
+   * node of many plugins and devices pays for one plugin's change, not for all of them.
+   */
+  #refresh(plugin: Plugin): void {
+    const name = plugin.client.name;
+    const groups = plugin.groups.map((g) => nodeGroup(plugin, g)).sort(byId);
+    const key = JSON.stringify(groups);
+    if (this.#nodeParts.get(name)?.key === key) return;
+    this.#nodeParts.set(name, { groups, key });
+    this.#node = [...this.#nodeParts.values()].flatMap((part) => part.groups).sort(byId);
+    if (this.listenerCount('changed') > 0) this.#emit('changed', structuredClone(this.#node));
   }
 
   /** A listener that throws must not break the manager. */
@@ -513,6 +545,10 @@ function nodeGroup(plugin: Plugin, group: DeviceGroup): NodeDeviceGroup {
       })
       .sort((a, b) => (a.id < b.id ? -1 : 1)),
   };
+}
+
+function byId(a: { id: string }, b: { id: string }): number {
+  return a.id < b.id ? -1 : 1;
 }
 
 function reservedKey(group: string, id: string): string {

@@ -19,6 +19,14 @@ const reservationSchema = compileSchema<ContainerReservation>(ContainerReservati
 const statsSchema = compileSchema<DeviceStats>(DeviceStats);
 
 /**
+ * How a message is checked. `owned`: the caller holds the only reference (it just arrived from a
+ * plugin's thread or process), so defaults go into it rather than into a copy.
+ */
+export interface CheckOptions {
+  owned?: boolean;
+}
+
+/**
  * A fingerprint message of `plugin`. `ownerOf` says which plugin owns a group id now (undefined
  * when none does); a group owned by another plugin makes the whole message invalid.
  */
@@ -26,8 +34,9 @@ export function validateFingerprint(
   message: unknown,
   plugin: string,
   ownerOf: (group: string) => string | undefined,
+  options: CheckOptions = {},
 ): ValidationResult<DeviceFingerprint> {
-  const checked = fingerprintSchema(message);
+  const checked = options.owned ? fingerprintSchema.inPlace(message) : fingerprintSchema(message);
   if (!checked.ok) return { ok: false, issues: explain(checked.issues, message) };
   const issues: SchemaIssue[] = [];
   const groupAt = new Map<string, number>();
@@ -58,8 +67,8 @@ export function validateReservation(value: unknown): ValidationResult<ContainerR
 }
 
 /** One message of a plugin's stats stream. */
-export function validateStats(value: unknown): ValidationResult<DeviceStats> {
-  const checked = statsSchema(value);
+export function validateStats(value: unknown, options: CheckOptions = {}): ValidationResult<DeviceStats> {
+  const checked = options.owned ? statsSchema.inPlace(value) : statsSchema(value);
   return checked.ok ? checked : { ok: false, issues: explain(checked.issues, value) };
 }
 

@@ -33,6 +33,7 @@ import { compileSchema, formatIssues, type JsonSchema } from '../shared/schema.j
 import type { PluginLoader } from '../plugin-loader/loader.js';
 import { backoff } from '../plugin-loader/plugin-instance.js';
 import { pause, untilState } from '../plugin-loader/plugin-waits.js';
+import { closingController } from '../shared/pause.js';
 import { DriverClient } from './driver-client.js';
 import { MemoryHandleStore, type HandleStore } from './handle-store.js';
 import { prepareTask, type PrepareOptions } from './prepare-task.js';
@@ -88,7 +89,7 @@ export class DriverManager extends EventEmitter<DriverManagerEvents> {
   readonly #backoff: [number, number];
   readonly #drivers = new Map<string, Driver>();
   readonly #handles = new Map<string, TaskHandle>();
-  readonly #closing = new AbortController();
+  readonly #closing = closingController();
   #loops: Promise<void>[] = [];
   #started: Promise<void> | undefined;
 

@@ -5,7 +5,7 @@
  * `load` returns (see verify-plugin.ts).
  */
 import type { MessagePort } from 'node:worker_threads';
-import { NotImplementedError, PluginLoadError, PluginShutdownError, toErrorData } from '../shared/errors.js';
+import { NotImplementedError, PluginError, PluginLoadError, PluginShutdownError, toErrorData } from '../shared/errors.js';
 import type { BasePlugin } from '../shared/plugin.js';
 import type {
   CallRequest,
@@ -94,7 +94,7 @@ export class PluginServer {
   }
 
   /** Pumps a plugin's AsyncIterable to the port, never more items than the host has credited. */
-  async stream({ method, args, port, credit: initial }: StreamRequest): Promise<void> {
+  async stream({ method, args, port, credit: initial, json }: StreamRequest): Promise<void> {
     const controller = new AbortController();
     let credit = initial;
     let wake: (() => void) | undefined;
@@ -113,7 +113,7 @@ export class PluginServer {
         while (credit <= 0 && !controller.signal.aborted) await new Promise<void>((r) => (wake = r));
         if (controller.signal.aborted) break;
         credit--;
-        post({ type: 'item', value });
+        post(json ? { type: 'item', json: toJson(method, value) } : { type: 'item', value });
       }
       if (!controller.signal.aborted) post({ type: 'end' });
     } catch (err) {
@@ -153,4 +153,13 @@ function kindOf(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   return typeof value;
+}
+
+/** An item of a JSON stream as text; `undefined` is sent as null, which the host's checks reject. */
+function toJson(method: string, value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? 'null';
+  } catch (err) {
+    throw new PluginError(`${method}() yielded an item that is not JSON: ${(err as Error).message}`);
+  }
 }

@@ -48,6 +48,8 @@ export interface StreamRequest extends CallRequest {
   port: MessagePort;
   /** Items the worker may send before it waits for more credit. */
   credit: number;
+  /** Send each item as JSON text (see StreamOptions.json). */
+  json?: boolean;
 }
 
 /** Host to worker, on the session port. */
@@ -67,5 +69,6 @@ export type StreamControl = { type: 'credit'; n: number } | { type: 'cancel' };
 /** Worker to host, on a stream's port. The last message is `end` or `error`. */
 export type StreamMessage =
   | { type: 'item'; value: unknown }
+  | { type: 'item'; json: string }
   | { type: 'end' }
   | { type: 'error'; error: ErrorData };

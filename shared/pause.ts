@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events';
+
 /**
  * Resolves after `ms`, or sooner when `signal` aborts or `until` calls its `wake`. `until`
  * subscribes `wake` to something and returns how to unsubscribe. Whichever way it ends, no timer
@@ -21,4 +23,15 @@ export function pause(
     signal.addEventListener('abort', wake, { once: true });
     unsubscribe = until?.(wake);
   });
+}
+
+/**
+ * An AbortController for a long-lived owner's shutdown, whose signal every loop, stream and
+ * pause of the owner listens to. Node warns past 10 listeners on one signal (a leak, usually);
+ * here the count grows with plugins and tasks by design, so the warning is switched off for it.
+ */
+export function closingController(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
 }

@@ -15,6 +15,12 @@ export type ValidationResult<T> = { ok: true; value: T } | { ok: false; issues: 
 export interface Validator<T> {
   (data: unknown): ValidationResult<T>;
   readonly schema: JsonSchema;
+  /**
+   * The same check without the copy: defaults are applied to `data` itself, which the result's
+   * value then is. Only for data nobody else holds (a message that just crossed a thread or
+   * process boundary): on big messages the copy costs more than the check.
+   */
+  readonly inPlace: (data: unknown) => ValidationResult<T>;
 }
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, verbose: true });
@@ -40,12 +46,11 @@ export function compileSchema<T = unknown>(schema: object): Validator<T> {
   const closed = closeObjects(schema) as JsonSchema;
   delete closed.$id; // ajv refuses a second schema with the same $id
   const fn: ValidateFunction = ajv.compile(closed);
-  const validator = ((data: unknown): ValidationResult<T> => {
-    const copy = data === undefined ? undefined : structuredClone(data);
-    if (fn(copy)) return { ok: true, value: copy as T };
-    return { ok: false, issues: toIssues(fn.errors ?? []) };
-  }) as Validator<T>;
+  const inPlace = (data: unknown): ValidationResult<T> =>
+    fn(data) ? { ok: true, value: data as T } : { ok: false, issues: toIssues(fn.errors ?? []) };
+  const validator = ((data: unknown) => inPlace(data === undefined ? undefined : structuredClone(data))) as Validator<T>;
   Object.defineProperty(validator, 'schema', { value: closed });
+  Object.defineProperty(validator, 'inPlace', { value: inPlace });
   compiled.set(schema, validator as Validator<unknown>);
   compiledByText.set(text, validator as Validator<unknown>);
   return validator;

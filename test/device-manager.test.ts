@@ -9,6 +9,7 @@ import t from 'tap';
 import {
   DeviceManager,
   type DeviceManagerOptions,
+  type DeviceSampleArrival,
   type DevicePluginHealth,
   type DeviceStatsSnapshot,
   type NodeDeviceGroup,
@@ -309,6 +310,34 @@ t.test('stats: one batched snapshot per tick, with the age of each group’s las
   t.ok(last.groups[0]!.staleMs! < 200, `example-file is fresh (${last.groups[0]!.staleMs}ms)`);
   t.ok(last.groups[1]!.staleMs! >= 300, `scripted is stale (${last.groups[1]!.staleMs}ms)`);
   t.equal(Date.parse(last.collectedAt) - Date.parse(last.groups[1]!.sampledAt!), last.groups[1]!.staleMs);
+});
+
+t.test('sampled: every accepted stats message, with when the plugin took it and when it arrived', async (t) => {
+  const dir = deviceDir({ a: 0o644 });
+  const control = script();
+  const good = { groups: [{ vendor: 'fixture', type: 'scripted', name: 'x', instances: { s0: { summary: { value: 42, unit: '%' } } } }] };
+  control.write({ fingerprint: valid });
+  const { manager } = setup(
+    t,
+    { 'example-file': { config: { dir, listPeriod: '20ms' } }, scripted: { config: { file: control.file } } },
+    { fixtures: ['scripted'] },
+  );
+  const arrivals: DeviceSampleArrival[] = [];
+  manager.on('sampled', (s) => arrivals.push(s));
+  await manager.waitForFirstFingerprint(10_000);
+  const first = await until(() => arrivals.find((a) => a.plugin === 'example-file'), 'an example-file sample');
+  t.same(first.groups, ['example/file/mock']);
+  t.ok(first.timestamp <= first.receivedAt, 'taken before it arrived');
+  t.ok(first.receivedAt - first.timestamp < 1_000, `and not long before (${(first.receivedAt - first.timestamp).toFixed(3)}ms)`);
+  t.ok(Math.abs(first.receivedAt - Date.now()) < 1_000, 'arrival is a unix time in ms');
+
+  // An invalid message is not a sample; a valid one is, naming only the groups it carried.
+  control.write({ fingerprint: valid, stats: { groups: [{ ...good.groups[0], instances: { s0: { summary: { value: 1, unit: 'furlongs' } } } }] } });
+  await new Promise((r) => setTimeout(r, 150));
+  t.notOk(arrivals.some((a) => a.plugin === 'scripted'), 'invalid stats are not announced');
+  control.write({ fingerprint: valid, stats: good });
+  const scripted = await until(() => arrivals.find((a) => a.plugin === 'scripted'), 'a scripted sample');
+  t.same(scripted.groups, ['fixture/scripted/x']);
 });
 
 t.test('reserve: routed to the owner, deterministic, validated, refused with the reason', async (t) => {

@@ -143,11 +143,30 @@ t.test('a stream sends items, then end', async (t) => {
   ]);
 });
 
+t.test('a JSON stream sends each item as JSON text, and fails on an item JSON cannot carry', async (t) => {
+  const { server } = await loaded('plugins/good/index.js', 'good');
+  const run = async (list: unknown[]) => {
+    const { port1, port2 } = new MessageChannel();
+    const done = collect(port1);
+    await server.stream({ id: 1, method: 'items', args: [list], port: port2, credit: 10, json: true });
+    return done;
+  };
+  t.same(await run([{ a: 1, gone: undefined }, new Date(0), undefined]), [
+    { type: 'item', json: '{"a":1}' },
+    { type: 'item', json: '"1970-01-01T00:00:00.000Z"' },
+    { type: 'item', json: 'null' },
+    { type: 'end' },
+  ]);
+  const [first, last] = await run([{ ok: true }, { n: 1n }]);
+  t.same(first, { type: 'item', json: '{"ok":true}' }, 'what came before the bad item was sent');
+  t.match(last, { type: 'error', error: { code: 'PLUGIN_ERROR', message: /^items\(\) yielded an item that is not JSON: .*BigInt/ } });
+});
+
 t.test('a stream never runs ahead of its credit', async (t) => {
   const { server } = await loaded('plugins/good/index.js', 'good');
   const { port1, port2 } = new MessageChannel();
   const items: unknown[] = [];
-  port1.on('message', (m: StreamMessage) => m.type === 'item' && items.push(m.value));
+  port1.on('message', (m: StreamMessage) => m.type === 'item' && items.push('value' in m ? m.value : m.json));
   const streaming = server.stream({ id: 1, method: 'numbers', args: [100], port: port2, credit: 3 });
   await sleep(50);
   t.equal(items.length, 3, 'stops at the initial credit');

@@ -19,6 +19,19 @@ t.test('defaults are applied to a copy, never to the caller’s object', async (
   t.same(input, { port: 80, tls: { cert: '/c.pem' } });
 });
 
+t.test('inPlace checks the same way without a copy: the defaults land in the object given', async (t) => {
+  const validate = compileSchema(Server);
+  const input = { port: 80, tls: { cert: '/c.pem' } };
+  const result = validate.inPlace(input);
+  t.ok(result.ok);
+  if (result.ok) t.equal(result.value, input, 'the very object, not a copy');
+  t.same(input, { host: 'localhost', port: 80, tls: { cert: '/c.pem', verify: true } });
+  const bad = validate.inPlace({ port: 0, tl: {} });
+  const copied = validate({ port: 0, tl: {} });
+  t.same(!bad.ok && bad.issues, !copied.ok && copied.issues, 'the same issues as the copying check');
+  t.match(!bad.ok && formatIssues(bad.issues), [/tl: unknown key \(did you mean "tls"\?\)/, /port: must be >= 1/]);
+});
+
 t.test('unknown keys are errors at every depth, with their path and a suggestion', async (t) => {
   const result = compileSchema(Server)({ port: 80, hots: 'x', tls: { cert: 'c', verfy: false } });
   t.notOk(result.ok);

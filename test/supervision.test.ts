@@ -184,6 +184,22 @@ t.test('a cancelled call rejects at once and aborts the plugin’s signal', asyn
   t.equal(await p.call('echo', [1]), 1, 'the worker is fine');
 });
 
+t.test('a JSON stream delivers the same objects a cloned one does, minus what JSON drops', async (t) => {
+  const p = await fixtureInstance('good');
+  t.teardown(() => p.close());
+  await p.start();
+  const items = [{ id: 'gpu-0', stats: { power: { value: 627.4, unit: 'W' } }, note: undefined }, [1, 'two', null]];
+  const read = async (json: boolean) => {
+    const got: unknown[] = [];
+    for await (const item of p.stream('items', [items], { json })) got.push(item);
+    return got;
+  };
+  const viaJson = await read(true);
+  t.same(viaJson, [{ id: 'gpu-0', stats: { power: { value: 627.4, unit: 'W' } } }, [1, 'two', null]]);
+  t.notOk('note' in (viaJson[0] as object), 'an undefined property is dropped');
+  t.same(await read(false), items, 'a cloned stream keeps it');
+});
+
 t.test('streams cross the thread with backpressure, and end early when the consumer stops', async (t) => {
   const p = await fixtureInstance('good');
   t.teardown(() => p.close());

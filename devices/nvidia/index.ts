@@ -5,7 +5,9 @@
  *
  * No nvidia-smi on this machine means no NVIDIA GPUs ("undetected"): the plugin reports an empty
  * list of groups, says so in one log line, and looks again every fingerprintPeriod. The same goes
- * for an nvidia-smi that fails (exit code 9: the driver is not loaded), its output in the log line.
+ * for an nvidia-smi that fails without listing a GPU (exit code 9: the driver is not loaded; 12: no
+ * NVML library; 18: driver/library version mismatch), its output in the log line. GPUs it has
+ * listed before stay listed through such a failure, unhealthy with the reason.
  * Log lines are written once per change, never once per poll.
  */
 import { existsSync } from 'node:fs';
@@ -17,7 +19,7 @@ import { definePlugin, type SetConfigRequest } from '../../shared/plugin.js';
 import { readInventory, toGroups, type Gpu } from './gpu-inventory.js';
 import { readStats } from './gpu-stats.js';
 import { inventoryFields, queryArgs, runNvidiaSmi, statsFields, type SmiResult } from './nvidia-smi.js';
-import { pause as sleep } from '../../shared/pause.js';
+import { closingController, pause as sleep } from '../../shared/pause.js';
 
 const version = '0.1.0';
 
@@ -55,7 +57,7 @@ export default function nvidiaDevicePlugin(options: NvidiaOptions = {}) {
   let scannedAt = -Infinity;
   let scanning: Promise<Gpu[]> | undefined;
   // Ends every stream and kills a running nvidia-smi when the plugin shuts down.
-  const closing = new AbortController();
+  const closing = closingController();
 
   // The last line logged per topic: a problem is logged when it starts or changes, not on every poll.
   const said = new Map<string, string>();
@@ -79,24 +81,29 @@ export default function nvidiaDevicePlugin(options: NvidiaOptions = {}) {
     return scanning;
   };
 
+  /**
+   * nvidia-smi gave no list. GPUs it listed before stay, unhealthy with the reason ("init failed
+   * means every device unhealthy"): a GPU that silently vanished from the node would leave its
+   * tasks' operators guessing. Never seen any: there are none to report.
+   */
+  const noList = (reason: string, line: string): Gpu[] => {
+    tell('status', `${line}: ${gpus.length ? `reporting its ${gpus.length} GPU(s) as unhealthy until it answers` : 'reporting no GPUs'}`);
+    return gpus.map((g) => ({ ...g, healthy: false, healthDescription: reason }));
+  };
+
   const interpret = (result: SmiResult): Gpu[] => {
     switch (result.kind) {
       case 'cancelled':
         return gpus;
       case 'missing':
-        tell('status', missingLine(result.message));
-        return [];
+        return gpus.length ? noList(result.message, result.message) : (tell('status', missingLine(result.message)), []);
       case 'timeout':
-        tell('status', `${result.message}: ${gpus.length ? `reporting its ${gpus.length} GPU(s) as unhealthy` : 'reporting no GPUs'} until it answers`);
-        return gpus.map((g) => ({ ...g, healthy: false, healthDescription: result.message }));
+        return noList(result.message, result.message);
       case 'failed':
       case 'ok': {
         const { stdout, stderr } = result;
         const found = readInventory(stdout, stderr, gpus);
-        if (result.kind === 'failed' && found.gpus.length === 0) {
-          tell('status', `${result.message}: reporting no GPUs`);
-          return [];
-        }
+        if (result.kind === 'failed' && found.gpus.length === 0) return noList(result.message, result.message);
         for (const note of found.notes) tell(`note:${note}`, note);
         const listed = result.kind === 'failed' ? `${config.nvidiaSmi} exited with code ${result.exitCode}, listing` : `${config.nvidiaSmi} lists`;
         tell('status', `${listed} ${summary(found.gpus)}`);

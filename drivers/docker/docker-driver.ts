@@ -48,7 +48,7 @@ import { ContainerTask, isoTime, type DriverState } from './container-task.js';
 import { waitContainer } from './container-wait.js';
 import { reconcileDangling, type ReconcileResult } from './dangling-reconciler.js';
 import type { EnsuredImage, ImageService, PullProgress } from './image-manager.js';
-import { pause } from '../../shared/pause.js';
+import { closingController, pause } from '../../shared/pause.js';
 
 const version = '0.1.0';
 
@@ -85,7 +85,7 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
   readonly #starting = new Set<string>();
   readonly #events = new EventHub<TaskEvent>();
   /** Ends every stream, wait and timer when the driver shuts down. */
-  readonly #closing = new AbortController();
+  readonly #closing = closingController();
   #reconcileTimer: NodeJS.Timeout | undefined;
 
   constructor(options: DockerDriverOptions) {

@@ -33,7 +33,7 @@ import { EventHub } from '../../shared/event-hub.js';
 import { definePlugin, type SetConfigRequest } from '../../shared/plugin.js';
 import { execCommand } from './exec-command.js';
 import { groupUsage } from './group-usage.js';
-import { pause as sleep } from '../../shared/pause.js';
+import { closingController, pause as sleep } from '../../shared/pause.js';
 import { TaskProcess, type DriverState } from './task-process.js';
 
 const version = '0.1.0';
@@ -69,7 +69,7 @@ export default function rawExecDriver() {
   const tasks = new Map<string, Task>();
   const events = new EventHub<TaskEvent>();
   // Ends every stream when the driver shuts down.
-  const closing = new AbortController();
+  const closing = closingController();
 
   const get = (taskId: string): Task => {
     const task = tasks.get(taskId);

@@ -1,7 +1,8 @@
-// The device conformance suite: the nvidia plugin on the fake nvidia-smi passes it; a broken
+// The device conformance suite: the nvidia plugin on the fake nvidia-smi passes it, on every
+// recorded nvidia-smi set (output of real GPUs, see test/fixtures/nvidia-smi/README.md); a broken
 // device plugin fails it, each failure saying what to fix; `taskhost conformance` picks the
 // suite by the plugin's type.
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +14,7 @@ import { runCli } from '../helpers/run-cli.js';
 
 const quiet = pino({ level: 'silent' });
 const fakeConfig = fileURLToPath(new URL('../fixtures/nvidia-smi/plugin-config.json', import.meta.url));
+const nvidiaFixtures = fileURLToPath(new URL('../fixtures/nvidia-smi/', import.meta.url));
 const broken = fileURLToPath(new URL('../fixtures/device-plugins/broken-device', import.meta.url));
 const nvidiaDir = fileURLToPath(new URL('../../devices/nvidia', import.meta.url));
 const work = mkdtempSync(path.join(tmpdir(), 'taskhost-device-conformance-test-'));
@@ -33,12 +35,57 @@ function byName(report: ConformanceReport): Record<string, { status: string; mes
   return Object.fromEntries(report.checks.map((c) => [c.name, c]));
 }
 
-t.test('nvidia on the fake nvidia-smi passes every check', async (t) => {
+/**
+ * Sets the fake nvidia-smi's environment for the rest of the test (the plugin's worker and the
+ * fake it runs inherit it), with a fresh log of the fake's runs: "<set>: <arguments>" per run.
+ */
+function fakeNvidiaSmi(t: { teardown(fn: () => unknown): void }, fixture?: string): () => string[] {
+  const log = path.join(mkdtempSync(path.join(work, 'fake-runs-')), 'runs.log');
+  const vars = { FAKE_NVIDIA_SMI_LOG: log, FAKE_NVIDIA_SMI_FIXTURE: fixture };
+  const before = { FAKE_NVIDIA_SMI_LOG: process.env.FAKE_NVIDIA_SMI_LOG, FAKE_NVIDIA_SMI_FIXTURE: process.env.FAKE_NVIDIA_SMI_FIXTURE };
+  const set = (values: Record<string, string | undefined>) => {
+    for (const [k, v] of Object.entries(values)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+  set(vars);
+  t.teardown(() => set(before));
+  writeFileSync(log, '');
+  return () => readFileSync(log, 'utf8').split('\n').filter(Boolean);
+}
+
+const inventoryQuery = ': --query-gpu=index,uuid,name,memory.total,pci.bus_id,driver_version --format=csv,noheader,nounits';
+const statsQuery = ': --query-gpu=uuid,utilization.gpu,memory.used,temperature.gpu,power.draw --format=csv,noheader,nounits';
+
+t.test('nvidia on the fake nvidia-smi passes every check, on the recorded H200 it serves by default', async (t) => {
+  const runs = fakeNvidiaSmi(t);
   const seen: string[] = [];
   const report = await runDeviceConformance({ target: 'nvidia', pluginConfigFile: fakeConfig, logger: quiet, onCheck: (c) => seen.push(c.name) });
   t.same(report.checks.map((c) => [c.name, c.status, c.message]), checks.map((name) => [name, 'pass', undefined]));
   t.same(seen, checks);
   t.match(report, { plugin: { name: 'nvidia', version: '0.1.0', apiVersion: '1.0', source: 'builtin', dir: nvidiaDir }, passed: 9, failed: 0, skipped: 0 });
+  const served = new Set(runs());
+  t.same([...served].sort(), [`recorded-h200-590.48.01${inventoryQuery}`, `recorded-h200-590.48.01${statsQuery}`], 'both queries answered from the recorded H200');
+});
+
+t.test('nvidia passes every check on every recorded nvidia-smi set', async (t) => {
+  const sets = readdirSync(nvidiaFixtures)
+    .filter((f) => /^recorded-.*\.fingerprint\.csv$/.test(f))
+    .map((f) => f.replace(/\.fingerprint\.csv$/, ''))
+    .sort();
+  t.ok(sets.length >= 3, `the recorded sets: ${sets.join(', ')}`);
+  for (const set of sets) {
+    const runs = fakeNvidiaSmi(t, set);
+    const report = await runDeviceConformance({ target: 'nvidia', pluginConfigFile: fakeConfig, logger: quiet });
+    t.same(
+      report.checks.filter((c) => c.status !== 'pass').map((c) => [c.name, c.status, c.message]),
+      [],
+      `${set}: no check failed or skipped`,
+    );
+    t.match(report, { passed: 9, failed: 0, skipped: 0 }, `${set}: 9 passed`);
+    t.same([...new Set(runs())].sort(), [`${set}${inventoryQuery}`, `${set}${statsQuery}`], `${set}: both queries answered from it`);
+  }
 });
 
 t.test('taskhost conformance picks the device suite for a device plugin, by name or by folder', async (t) => {

@@ -1,6 +1,8 @@
 // The nvidia device plugin, in-process, against the fake nvidia-smi and its fixtures in
-// test/fixtures/nvidia-smi. Every fixture there is SYNTHETIC (see its README): written from
-// NVIDIA's documented format, not recorded on a GPU.
+// test/fixtures/nvidia-smi (see its README). The recorded-* sets hold cells nvidia-smi printed on
+// real GPUs (captured by a third party, nvidia_gpu_exporter, and reformatted to the form the plugin
+// asks for); the synthetic-* sets are written by hand, for what no recording shows (several GPUs,
+// two models, GPUs gone bad).
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,8 +21,12 @@ type Test = { teardown(fn: () => unknown): void };
 
 const fixtures = fileURLToPath(new URL('../fixtures/nvidia-smi/', import.meta.url));
 const fake = path.join(fixtures, 'fake-nvidia-smi');
-/** The set the exact-value tests read: replace with a recorded set when a GPU session records one. */
-const happySet = 'synthetic-2xH200';
+/** One real H200 (recorded): the happy path, and what the fake serves by default. */
+const recordedSet = 'recorded-h200-590.48.01';
+/** The UUID in every recorded set: the capturing tool masks the real one. */
+const maskedUuid = 'GPU-00000000-0000-0000-0000-000000000000';
+/** Two H200s (synthetic): several GPUs of one model, which no recording shows. */
+const twoGpuSet = 'synthetic-2xH200';
 const gpu0 = 'GPU-5f0c8d3e-2a41-4b7e-9c1d-3e8f6a2b7c90';
 const gpu1 = 'GPU-a27e91b4-6d03-4f58-8e2a-91c7d4f0b315';
 const forever = new AbortController().signal;
@@ -90,6 +96,57 @@ const h200Group = {
   attributes: { model: { value: 'NVIDIA H200' }, memory: { value: 143771, unit: 'MiB' }, driver_version: { value: '550.90.07' } },
 };
 
+/**
+ * What each recorded set must read as: the cells of its fixture header's "Cells as captured" line,
+ * typed by hand from the capture (test/fixtures/nvidia-smi/README.md names each one's source).
+ */
+const recordedSets = [
+  {
+    set: 'recorded-h200-590.48.01',
+    group: 'H200',
+    model: 'NVIDIA H200',
+    memoryMiB: 143771,
+    pciBusId: '00000000:83:00.0',
+    driver: '590.48.01',
+    load: { utilization: 100, memoryUsed: 32362, temperature: 52, power: 627.4 },
+  },
+  {
+    set: 'recorded-h100-mig-590.48.01',
+    group: 'H100-80GB-HBM3',
+    model: 'NVIDIA H100 80GB HBM3',
+    memoryMiB: 81559,
+    pciBusId: '00000000:00:09.0',
+    driver: '590.48.01',
+    // In MIG mode nvidia-smi has no whole-GPU utilization: "[N/A]", which must not read as 0 %.
+    load: { utilization: 'N/A', memoryUsed: 11125, temperature: 53, power: 433.78 },
+  },
+  {
+    set: 'recorded-l40s-595.80',
+    group: 'L40S',
+    model: 'NVIDIA L40S',
+    memoryMiB: 46068,
+    pciBusId: '00000000:01:00.0',
+    driver: '595.80',
+    load: { utilization: 9, memoryUsed: 1235, temperature: 54, power: 110.23 },
+  },
+] as const;
+
+/** The group a recorded set's one GPU makes. */
+function recordedGroup(r: (typeof recordedSets)[number]) {
+  return {
+    vendor: 'nvidia',
+    type: 'gpu',
+    name: r.group,
+    devices: [{ id: maskedUuid, healthy: true, locality: { pciBusId: r.pciBusId } }],
+    attributes: { model: { value: r.model }, memory: { value: r.memoryMiB, unit: 'MiB' }, driver_version: { value: r.driver } },
+  };
+}
+
+/** A value as the plugin reports it: a number with its unit, or the reason it is not one, without. */
+function reading(value: number | string, unit: string, description: string) {
+  return typeof value === 'number' ? { value, unit, description } : { value, description };
+}
+
 t.test('config: defaults, and a fingerprint period too short to be sane is refused', async (t) => {
   t.same(parseWith(compileSchema(NvidiaConfig), {}, 'config'), { nvidiaSmi: 'nvidia-smi', fingerprintPeriod: '1m' });
   const plugin = nvidiaDevicePlugin();
@@ -103,8 +160,27 @@ t.test('config: defaults, and a fingerprint period too short to be sane is refus
   t.match(err.message, /at least 100ms, got "10ms"/);
 });
 
-t.test(`fingerprint of ${happySet}: one group per model, UUIDs as ids, memory in MiB, PCI locality`, async (t) => {
-  fakeEnv(t, { FAKE_NVIDIA_SMI_FIXTURE: happySet });
+t.test(`fingerprint of a real H200 (${recordedSet}): its UUID as id, memory in MiB, PCI locality, driver`, async (t) => {
+  // No FAKE_NVIDIA_SMI_FIXTURE: the recorded H200 is what the fake serves by default.
+  const { plugin, lines } = newPlugin(t);
+  const fp = await firstOf(plugin.fingerprint(forever));
+  t.same(fp, {
+    groups: [
+      {
+        vendor: 'nvidia',
+        type: 'gpu',
+        name: 'H200',
+        devices: [{ id: maskedUuid, healthy: true, locality: { pciBusId: '00000000:83:00.0' } }],
+        attributes: { model: { value: 'NVIDIA H200' }, memory: { value: 143771, unit: 'MiB' }, driver_version: { value: '590.48.01' } },
+      },
+    ],
+  });
+  t.ok(validFingerprint(fp).ok, 'a valid DeviceFingerprint');
+  t.same(lines, [`${fake} lists 1 GPU(s): 1x NVIDIA H200, driver 590.48.01`]);
+});
+
+t.test(`fingerprint of two H200s (${twoGpuSet}): one group for the model, its GPUs by index`, async (t) => {
+  fakeEnv(t, { FAKE_NVIDIA_SMI_FIXTURE: twoGpuSet });
   const { plugin, lines } = newPlugin(t);
   const fp = await firstOf(plugin.fingerprint(forever));
   t.same(fp, { groups: [h200Group] });
@@ -155,8 +231,33 @@ t.test('CSV: values split on ", ", a stray ", " stays in the free-text field, ot
   t.equal(normalizeBusId('not a bus id'), 'not a bus id');
 });
 
-t.test(`stats of ${happySet}: utilization as the summary, memory MiB, temperature C, power W`, async (t) => {
-  fakeEnv(t, { FAKE_NVIDIA_SMI_FIXTURE: happySet });
+t.test(`stats of a real H200 under load (${recordedSet}): utilization as the summary, memory MiB, temperature C, power W`, async (t) => {
+  fakeEnv(t, { FAKE_NVIDIA_SMI_FIXTURE: recordedSet });
+  const { plugin } = newPlugin(t);
+  await firstOf(plugin.fingerprint(forever));
+  const sample = await firstOf(plugin.stats(1000, forever));
+  t.ok(validStats(sample).ok, 'a valid DeviceStats');
+  t.same(sample.groups, [
+    {
+      vendor: 'nvidia',
+      type: 'gpu',
+      name: 'H200',
+      instances: {
+        [maskedUuid]: {
+          summary: { value: 100, unit: '%', description: 'GPU utilization' },
+          stats: {
+            'memory.used': { value: 32362, unit: 'MiB', description: 'memory in use' },
+            'temperature.gpu': { value: 52, unit: 'C', description: 'GPU core temperature' },
+            'power.draw': { value: 627.4, unit: 'W', description: 'board power draw' },
+          },
+        },
+      },
+    },
+  ]);
+});
+
+t.test(`stats of two H200s (${twoGpuSet}): one instance per GPU, each its own readings`, async (t) => {
+  fakeEnv(t, { FAKE_NVIDIA_SMI_FIXTURE: twoGpuSet });
   const { plugin } = newPlugin(t);
   await firstOf(plugin.fingerprint(forever));
   const sample = await firstOf(plugin.stats(1000, forever));
@@ -201,7 +302,7 @@ t.test('stats: readings nvidia-smi cannot make are strings ("[N/A]" becomes "N/A
   t.same(only!.stats['power.draw'], { value: 'N/A', description: 'board power draw' });
   const nvl = sample.groups.find((g) => g.name === 'H200-NVL')!;
   t.same(nvl.instances['GPU-0b6e2f71-93c4-4a0d-b5e8-6c1f7a9d2e43']!.summary, { value: 'N/A', description: 'GPU utilization' });
-  const degraded = readStats(fixture('synthetic-2xH200-degraded.stats.csv'), readInventory(fixture(`${happySet}.fingerprint.csv`), '', []).gpus, 1);
+  const degraded = readStats(fixture('synthetic-2xH200-degraded.stats.csv'), readInventory(fixture(`${twoGpuSet}.fingerprint.csv`), '', []).gpus, 1);
   t.same(degraded.stats.groups[0]!.instances[gpu0]!.summary, { value: 'Unknown Error', description: 'GPU utilization' });
   t.same(degraded.unknown, [], 'the lost GPU’s error line is not a row');
 });
@@ -240,7 +341,7 @@ t.test('stats from an nvidia-smi slower than the interval: ticks it overran are 
 });
 
 t.test('reserve: NVIDIA_VISIBLE_DEVICES of the UUIDs, each GPU’s /dev/nvidia<index>, the control nodes that exist', async (t) => {
-  fakeEnv(t, { FAKE_NVIDIA_SMI_FIXTURE: happySet });
+  fakeEnv(t, { FAKE_NVIDIA_SMI_FIXTURE: twoGpuSet });
   const present = new Set(['/dev/nvidiactl', '/dev/nvidia-uvm']);
   const { plugin } = newPlugin(t, {}, { pathExists: (p) => present.has(p) });
   // No fingerprint first: reserve looks the GPUs up itself (the worker may just have restarted).
@@ -262,7 +363,7 @@ t.test('reserve: NVIDIA_VISIBLE_DEVICES of the UUIDs, each GPU’s /dev/nvidia<i
 });
 
 t.test('reserve: unknown ids are UnknownDeviceError naming the GPUs it knows; no ids at all is refused', async (t) => {
-  fakeEnv(t, { FAKE_NVIDIA_SMI_FIXTURE: happySet });
+  fakeEnv(t, { FAKE_NVIDIA_SMI_FIXTURE: twoGpuSet });
   const { plugin } = newPlugin(t);
   const err = (await plugin.reserve([gpu0, 'GPU-nope']).catch((e: unknown) => e)) as UnknownDeviceError;
   t.ok(err instanceof UnknownDeviceError);
@@ -292,18 +393,42 @@ t.test('no nvidia-smi: no groups, one clean log line, and it keeps looking', asy
   }
 });
 
-t.test('nvidia-smi fails (driver not loaded, exit 9): no groups, its message in the log', async (t) => {
+t.test('nvidia-smi fails (driver not loaded, exit 9): no groups, its message in the log once', async (t) => {
+  // The real tool prints this message on stdout and on stderr: the log line has it once.
   fakeEnv(t, { FAKE_NVIDIA_SMI_FAIL: 'driver' });
   const { plugin, lines } = newPlugin(t);
   t.same(await firstOf(plugin.fingerprint(forever)), { groups: [] });
   t.same(lines, [`${fake} exited with code 9: NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.: reporting no GPUs`]);
   t.same((await firstOf(plugin.stats(100, forever))).groups, []);
-  t.match(lines[1], /^stats: .* exited with code 9/);
+  t.same(lines.slice(1), [`stats: ${fake} exited with code 9: NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.`]);
+});
+
+t.test('nvidia-smi without its NVML library (exit 12), or with a driver/library mismatch (exit 18): no groups, why in the log', async (t) => {
+  const cases = [
+    {
+      fail: 'nvml',
+      said:
+        "exited with code 12: NVIDIA-SMI couldn't find libnvidia-ml.so library in your system. Please make sure that the NVIDIA Display Driver is properly installed and present in your system. " +
+        'Please also try adding directory that contains libnvidia-ml.so to your system PATH.',
+    },
+    { fail: 'mismatch', said: 'exited with code 18: Failed to initialize NVML: Driver/library version mismatch' },
+  ];
+  fakeEnv(t, { FAKE_NVIDIA_SMI_FAIL: '' });
+  for (const { fail, said } of cases) {
+    process.env.FAKE_NVIDIA_SMI_FAIL = fail;
+    const { plugin, lines } = newPlugin(t);
+    t.same(await firstOf(plugin.fingerprint(forever)), { groups: [] }, `${fail}: undetected, not an error`);
+    t.same(lines, [`${fake} ${said}: reporting no GPUs`], `${fail}: the tool's own words, both lines of them, in one log line`);
+    t.same((await firstOf(plugin.stats(100, forever))).groups, []);
+    t.same(lines.slice(1), [`stats: ${fake} ${said}`]);
+    const err = (await plugin.reserve([maskedUuid]).catch((e: unknown) => e)) as Error;
+    t.match(err, { code: 'UNKNOWN_DEVICE', message: /it knows none: nvidia-smi lists no GPUs/ }, `${fail}: nothing to reserve`);
+  }
 });
 
 t.test('fingerprint is sent only on change; a GPU gone bad stays listed, unhealthy, with the reason', async (t) => {
   const runs = path.join(work, 'runs.log');
-  fakeEnv(t, { FAKE_NVIDIA_SMI_FIXTURE: happySet, FAKE_NVIDIA_SMI_LOG: runs });
+  fakeEnv(t, { FAKE_NVIDIA_SMI_FIXTURE: twoGpuSet, FAKE_NVIDIA_SMI_LOG: runs });
   writeFileSync(runs, '');
   const { plugin, lines } = newPlugin(t, { fingerprintPeriod: '100ms' });
   const stop = new AbortController();
@@ -333,13 +458,35 @@ t.test('fingerprint is sent only on change; a GPU gone bad stays listed, unhealt
   t.match(sick.message, /GPU GPU-a27e.* is unhealthy: Unable to determine the device handle/);
 
   next = stream.next();
-  process.env.FAKE_NVIDIA_SMI_FIXTURE = happySet;
+  process.env.FAKE_NVIDIA_SMI_FIXTURE = twoGpuSet;
   t.same((await next).value, { groups: [h200Group] }, 'healthy again');
   t.match(lines.slice(-3), [/lists 2 GPU/, /GPU-5f0c.* is healthy again/, /GPU-a27e.* is healthy again/]);
 });
 
+t.test('nvidia-smi failing after it listed GPUs (a driver upgrade half done): they stay listed, unhealthy, and recover', async (t) => {
+  fakeEnv(t, { FAKE_NVIDIA_SMI_FIXTURE: twoGpuSet });
+  const { plugin, lines } = newPlugin(t, { fingerprintPeriod: '100ms' });
+  const stop = new AbortController();
+  t.teardown(() => stop.abort());
+  const stream = plugin.fingerprint(stop.signal)[Symbol.asyncIterator]();
+  t.same((await stream.next()).value, { groups: [h200Group] });
+  process.env.FAKE_NVIDIA_SMI_FAIL = 'mismatch';
+  t.teardown(() => delete process.env.FAKE_NVIDIA_SMI_FAIL);
+  const broken = (await stream.next()).value as DeviceFingerprint;
+  const why = `${fake} exited with code 18: Failed to initialize NVML: Driver/library version mismatch`;
+  t.same(
+    broken.groups[0]!.devices.map((d) => [d.id, d.healthy, d.healthDescription]),
+    [[gpu0, false, why], [gpu1, false, why]],
+    'both GPUs still listed, each saying why it is unhealthy',
+  );
+  t.equal(lines.at(-1), `${why}: reporting its 2 GPU(s) as unhealthy until it answers`);
+  await t.rejects(plugin.reserve([gpu0]), { code: 'DEVICE_UNHEALTHY', message: /Driver\/library version mismatch/ });
+  delete process.env.FAKE_NVIDIA_SMI_FAIL;
+  t.same((await stream.next()).value, { groups: [h200Group] }, 'healthy again once nvidia-smi answers');
+});
+
 t.test('a hung nvidia-smi is killed after the query timeout, and the GPUs it knew turn unhealthy', async (t) => {
-  fakeEnv(t, { FAKE_NVIDIA_SMI_FIXTURE: happySet });
+  fakeEnv(t, { FAKE_NVIDIA_SMI_FIXTURE: twoGpuSet });
   const { plugin, lines } = newPlugin(t, { fingerprintPeriod: '100ms' }, { queryTimeoutMs: 300 });
   const stop = new AbortController();
   t.teardown(() => stop.abort());
@@ -358,7 +505,7 @@ t.test('a hung nvidia-smi is killed after the query timeout, and the GPUs it kne
   t.match(lines.at(-1), /^stats: .*did not answer within 300ms/);
   const fresh = newPlugin(t, {}, { queryTimeoutMs: 200 });
   t.same(await firstOf(fresh.plugin.fingerprint(forever)), { groups: [] }, 'hung from the start: no GPUs known, none reported');
-  t.same(fresh.lines, [`${fake} did not answer within 200ms and was killed: reporting no GPUs until it answers`]);
+  t.same(fresh.lines, [`${fake} did not answer within 200ms and was killed: reporting no GPUs`]);
 });
 
 t.test('shutdown ends the streams, a hung nvidia-smi included', async (t) => {
@@ -404,7 +551,7 @@ t.test('running nvidia-smi: a program that cannot run, or is killed, is a failur
 });
 
 t.test('inventory edge cases: no UUID, a row twice, a lost GPU never seen, other messages', async (t) => {
-  const before = readInventory(fixture(`${happySet}.fingerprint.csv`), '', []).gpus;
+  const before = readInventory(fixture(`${twoGpuSet}.fingerprint.csv`), '', []).gpus;
   const text = [
     `0, [Unknown Error], NVIDIA H200, 143771, 00000000:18:00.0, 550.90.07`,
     `5, [Unknown Error], NVIDIA H200, 143771, 00000000:99:00.0, 550.90.07`,
@@ -435,9 +582,93 @@ t.test('inventory edge cases: no UUID, a row twice, a lost GPU never seen, other
   t.same(toGroups(odd.gpus), [{ vendor: 'nvidia', type: 'gpu', name: 'unknown', devices: [{ id: 'GPU-odd', healthy: false, healthDescription: odd.gpus[0]!.healthDescription }], attributes: { model: { value: 'unknown' } } }]);
 });
 
+t.test('every recorded set: the plugin reports the cells nvidia-smi printed on that GPU', async (t) => {
+  fakeEnv(t, { FAKE_NVIDIA_SMI_FIXTURE: recordedSet });
+  for (const r of recordedSets) {
+    process.env.FAKE_NVIDIA_SMI_FIXTURE = r.set;
+    const { plugin, lines } = newPlugin(t);
+    const fp = await firstOf(plugin.fingerprint(forever));
+    t.same(fp, { groups: [recordedGroup(r)] }, `${r.set}: group ${r.group}, ${r.memoryMiB} MiB, PCI ${r.pciBusId}, driver ${r.driver}`);
+    t.ok(validFingerprint(fp).ok, `${r.set}: a valid DeviceFingerprint`);
+    t.same(lines, [`${fake} lists 1 GPU(s): 1x ${r.model}, driver ${r.driver}`], `${r.set}: one log line, no GPU unhealthy`);
+
+    const sample = await firstOf(plugin.stats(1000, forever));
+    t.ok(validStats(sample).ok, `${r.set}: valid DeviceStats`);
+    const { utilization, memoryUsed, temperature, power } = r.load;
+    t.same(
+      sample.groups,
+      [
+        {
+          vendor: 'nvidia',
+          type: 'gpu',
+          name: r.group,
+          instances: {
+            [maskedUuid]: {
+              summary: reading(utilization, '%', 'GPU utilization'),
+              stats: {
+                'memory.used': reading(memoryUsed, 'MiB', 'memory in use'),
+                'temperature.gpu': reading(temperature, 'C', 'GPU core temperature'),
+                'power.draw': reading(power, 'W', 'board power draw'),
+              },
+            },
+          },
+        },
+      ],
+      `${r.set}: under load, ${utilization} utilization, ${memoryUsed} MiB used, ${temperature} C, ${power} W`,
+    );
+
+    t.same(
+      await plugin.reserve([maskedUuid]),
+      { envs: { NVIDIA_VISIBLE_DEVICES: maskedUuid }, mounts: [], devices: [{ taskPath: '/dev/nvidia0', hostPath: '/dev/nvidia0', permissions: 'rw' }] },
+      `${r.set}: its GPU is reservable, as /dev/nvidia0`,
+    );
+  }
+});
+
+t.test('the H100 in MIG mode reports its utilization as unavailable, not as 0 %', async (t) => {
+  fakeEnv(t, { FAKE_NVIDIA_SMI_FIXTURE: 'recorded-h100-mig-590.48.01' });
+  const { plugin } = newPlugin(t);
+  const sample = await firstOf(plugin.stats(1000, forever));
+  const summary = sample.groups[0]!.instances[maskedUuid]!.summary;
+  t.same(summary, { value: 'N/A', description: 'GPU utilization' });
+  t.not(summary.value, 0);
+  t.notOk('unit' in summary, 'no % on a value that is not a number');
+});
+
+t.test('recorded fixtures say where they come from, and hold exactly the captured cells without units', async (t) => {
+  const files = readdirSync(fixtures).filter((f) => /^recorded-.*\.(fingerprint|stats)\.csv$/.test(f));
+  const thirdParty = new Set<string>();
+  for (const file of files) {
+    const text = readFileSync(path.join(fixtures, file), 'utf8');
+    const comments = text.split('\n').filter((l) => l.startsWith('#'));
+    const rows = text.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
+    if (/^# RECORDED on .* by scripts\/record-nvidia-smi\.sh\./.test(comments[0] ?? '')) continue; // our own recording
+    thirdParty.add(file.replace(/\.(fingerprint|stats)\.csv$/, ''));
+    t.match(comments[0], /^# RECORDED BY A THIRD PARTY on a real GPU, not on our machines, and NOT synthetic/, `${file}: says what it is`);
+    const header = comments.join('\n');
+    t.match(header, 'https://github.com/utkuozdemir/nvidia_gpu_exporter (MIT licence', `${file}: names the source and its licence`);
+    t.match(header, /file internal\/captures\/linux-x86_64__[\w.-]+\.txt\n#\s+at commit e656cd81a180e7e0e7862b53c9acd4c2fb0f590b/, `${file}: names the file and commit`);
+    t.match(header, /section \(under load\)|"idle :: query-gpu" section/, `${file}: names the capture state`);
+    t.match(header, "The UUID is the collector's mask", `${file}: says the UUID is masked`);
+    t.match(header, 'reformatted them to\n# the `noheader,nounits` form', `${file}: says the reformatting is ours`);
+    const captured = comments.find((l) => l.startsWith('# Cells as captured: '))?.slice('# Cells as captured: '.length);
+    t.ok(captured, `${file}: quotes the cells as captured`);
+    t.equal(rows.length, 1, `${file}: one GPU, one row`);
+    const withoutUnits = captured!
+      .split(', ')
+      .map((cell) => cell.replace(/ (MiB|%|W)$/, ''))
+      .join(', ');
+    t.equal(rows[0], withoutUnits, `${file}: the row is the captured cells, units dropped`);
+    const query = comments.find((l) => l.startsWith('# Query: '));
+    const fields = file.endsWith('.fingerprint.csv') ? inventoryFields : statsFields;
+    t.equal(query, `# Query: nvidia-smi ${queryArgs(fields).join(' ')}`, `${file}: the query the plugin runs`);
+  }
+  t.same([...thirdParty].sort(), recordedSets.map((r) => r.set).sort(), 'every third-party set has its expected values above');
+});
+
 t.test('every fixture set in test/fixtures/nvidia-smi (synthetic or recorded) reads into valid groups and stats', async (t) => {
   const sets = readdirSync(fixtures).filter((f) => f.endsWith('.fingerprint.csv')).map((f) => f.replace(/\.fingerprint\.csv$/, ''));
-  t.ok(sets.includes(happySet));
+  t.ok(sets.includes(recordedSet) && sets.includes(twoGpuSet));
   for (const set of sets) {
     const { gpus } = readInventory(fixture(`${set}.fingerprint.csv`), '', []);
     const fp = { groups: toGroups(gpus) };
