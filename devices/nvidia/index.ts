@@ -86,8 +86,8 @@ export default function nvidiaDevicePlugin(options: NvidiaOptions = {}) {
    * means every device unhealthy"): a GPU that silently vanished from the node would leave its
    * tasks' operators guessing. Never seen any: there are none to report.
    */
-  const noList = (reason: string, line: string): Gpu[] => {
-    tell('status', `${line}: ${gpus.length ? `reporting its ${gpus.length} GPU(s) as unhealthy until it answers` : 'reporting no GPUs'}`);
+  const noList = (reason: string): Gpu[] => {
+    tell('status', `${reason}: ${gpus.length ? `reporting its ${gpus.length} GPU(s) as unhealthy until it answers` : 'reporting no GPUs'}`);
     return gpus.map((g) => ({ ...g, healthy: false, healthDescription: reason }));
   };
 
@@ -96,14 +96,16 @@ export default function nvidiaDevicePlugin(options: NvidiaOptions = {}) {
       case 'cancelled':
         return gpus;
       case 'missing':
-        return gpus.length ? noList(result.message, result.message) : (tell('status', missingLine(result.message)), []);
+        if (gpus.length) return noList(result.message);
+        tell('status', missingLine(result.message));
+        return [];
       case 'timeout':
-        return noList(result.message, result.message);
+        return noList(result.message);
       case 'failed':
       case 'ok': {
         const { stdout, stderr } = result;
         const found = readInventory(stdout, stderr, gpus);
-        if (result.kind === 'failed' && found.gpus.length === 0) return noList(result.message, result.message);
+        if (result.kind === 'failed' && found.gpus.length === 0) return noList(result.message);
         for (const note of found.notes) tell(`note:${note}`, note);
         const listed = result.kind === 'failed' ? `${config.nvidiaSmi} exited with code ${result.exitCode}, listing` : `${config.nvidiaSmi} lists`;
         tell('status', `${listed} ${summary(found.gpus)}`);
