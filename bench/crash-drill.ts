@@ -103,20 +103,23 @@ export async function runCrashDrill(options: CrashDrillOptions): Promise<CrashDr
 
     let open = tasks.length;
     const waiters = tasks.map((task, i) =>
-      manager.waitTask(task.id).then(
-        (exit) => {
-          const want = expectedExit(i);
-          if (exit.exitCode !== want.exitCode || exit.signal !== want.signal || exit.err !== undefined) {
-            result.wrongResults.push(`${task.id}: got ${JSON.stringify(exit)}, expected ${JSON.stringify(want)}`);
-          }
-        },
-        (err: unknown) => {
-          const e = err as { code?: string; message?: string };
-          result.waiterErrors.push(`${task.id}: ${e.code ?? 'ERROR'}: ${e.message ?? String(err)}`);
-        },
-      ).finally(() => {
-        if (--open === 0) result.allSettledMs = since();
-      }),
+      manager
+        .waitTask(task.id)
+        .then(
+          (exit) => {
+            const want = expectedExit(i);
+            if (exit.exitCode !== want.exitCode || exit.signal !== want.signal || exit.err !== undefined) {
+              result.wrongResults.push(`${task.id}: got ${JSON.stringify(exit)}, expected ${JSON.stringify(want)}`);
+            }
+          },
+          (err: unknown) => {
+            const e = err as { code?: string; message?: string };
+            result.waiterErrors.push(`${task.id}: ${e.code ?? 'ERROR'}: ${e.message ?? String(err)}`);
+          },
+        )
+        .finally(() => {
+          if (--open === 0) result.allSettledMs = since();
+        }),
     );
     // A barrier rather than a sleep: calls reach the worker in order over one port, so once a
     // call made after the waiters has been answered, every waitTask is open inside the driver.

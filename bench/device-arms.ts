@@ -128,7 +128,12 @@ async function runOurs(plugins: BenchPlugin[], dataDir: string, settings: ArmSet
     }
     const firstFingerprintMs = preciseNow() - started;
     await manager.waitForFirstStats(60_000);
-    const window = await measureWindow(recorder, plugins.map((p) => p.name), settings, []);
+    const window = await measureWindow(
+      recorder,
+      plugins.map((p) => p.name),
+      settings,
+      [],
+    );
     return { firstFingerprintMs, ...window };
   } finally {
     await manager.close();
@@ -146,7 +151,12 @@ async function runPeer(plugins: BenchPlugin[], dataDir: string, settings: ArmSet
     if (failed) throw failed.reason;
     const firstFingerprintMs = preciseNow() - started;
     await host.firstStats();
-    const window = await measureWindow(host.recorder, plugins.map((p) => p.name), settings, host.pids());
+    const window = await measureWindow(
+      host.recorder,
+      plugins.map((p) => p.name),
+      settings,
+      host.pids(),
+    );
     return { firstFingerprintMs, ...window };
   } finally {
     await host.close();

@@ -37,23 +37,21 @@ export function createDeviceBenchPlugin(name: string): DevicePlugin<DeviceBenchC
   const deviceIds = (g: number) => Array.from({ length: config.devicesPerGroup }, (_, d) => `gpu-${config.index}-${g}-${d}`);
 
   const fingerprint = (): DeviceFingerprint => ({
-    groups: groupNames().map(
-      (groupName, g): DeviceGroup => ({
-        vendor: 'bench',
-        type: 'gpu',
-        name: groupName,
-        devices: deviceIds(g).map((id, d) => ({
-          id,
-          healthy: !(g === 0 && d === flipped),
-          locality: { pciBusId: `0000:${(config.index * 16 + g).toString(16).padStart(2, '0')}:${d.toString(16).padStart(2, '0')}.0` },
-        })),
-        attributes: {
-          memory: { value: 141, unit: 'GiB' },
-          driver: { value: '580.159.03' },
-          mig: { value: false },
-        },
-      }),
-    ),
+    groups: groupNames().map((groupName, g): DeviceGroup => ({
+      vendor: 'bench',
+      type: 'gpu',
+      name: groupName,
+      devices: deviceIds(g).map((id, d) => ({
+        id,
+        healthy: !(g === 0 && d === flipped),
+        locality: { pciBusId: `0000:${(config.index * 16 + g).toString(16).padStart(2, '0')}:${d.toString(16).padStart(2, '0')}.0` },
+      })),
+      attributes: {
+        memory: { value: 141, unit: 'GiB' },
+        driver: { value: '580.159.03' },
+        mig: { value: false },
+      },
+    })),
   });
 
   let tick = 0;

@@ -126,7 +126,12 @@ export function renderDevicesReport(report: DevicesBenchReport): string {
   out.push('peer: one child process per plugin, grpc-js server stream on a unix socket, same validators on the host');
   out.push('');
   const fmt = (n: number) => formatNumber(n);
-  const row = (name: string, pick: (a: ArmFigures) => number) => [name, fmt(pick(f.ours)), fmt(pick(f.peer)), fmt(pick(f.ours) / pick(f.peer))];
+  const row = (name: string, pick: (a: ArmFigures) => number) => [
+    name,
+    fmt(pick(f.ours)),
+    fmt(pick(f.peer)),
+    fmt(pick(f.ours) / pick(f.peer)),
+  ];
   out.push(
     formatTable(
       ['figure', 'ours', 'peer', 'ours ÷ peer'],
@@ -152,7 +157,12 @@ export function renderDevicesReport(report: DevicesBenchReport): string {
       ['target', 'value', 'goal', 'verdict'],
       [
         ['CPU per sample, ours ÷ peer', fmt(f.cpuRatio), `≤ ${targets.cpuPerSample}`, verdict(f.verdicts.cpu)],
-        [`staleness p99, ours ÷ peer (95% CI ${fmt(lo)}–${fmt(hi)})`, fmt(f.stalenessP99Ratio), `≤ ${targets.stalenessP99}`, verdict(f.verdicts.staleness)],
+        [
+          `staleness p99, ours ÷ peer (95% CI ${fmt(lo)}–${fmt(hi)})`,
+          fmt(f.stalenessP99Ratio),
+          `≤ ${targets.stalenessP99}`,
+          verdict(f.verdicts.staleness),
+        ],
         ['missed ticks, ours', String(f.ours.missedTicks), '0', verdict(f.verdicts.missedTicks)],
       ],
     ),
@@ -161,7 +171,7 @@ export function renderDevicesReport(report: DevicesBenchReport): string {
   out.push('');
   out.push('staleness: from the plugin taking a sample (its timestamp) to the host accepting it, validated, into its');
   out.push('latest-stats table. A tick is missed when a plugin sends nothing for it: an arrival gap of k intervals');
-  out.push('(rounded; the window\'s start and end count as arrivals) misses k - 1. CPU is user + system time of the');
+  out.push("(rounded; the window's start and end count as arrivals) misses k - 1. CPU is user + system time of the");
   out.push('host process (all threads) and the plugin processes over the measured windows, divided by the stats');
   out.push('messages received in them.');
   out.push(`elapsed ${report.elapsedSeconds.toFixed(1)} s`);

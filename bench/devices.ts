@@ -85,9 +85,7 @@ async function main(): Promise<void> {
       progress(`round ${round}/${settings.rounds}: ${arm}`);
       const run = await runArm(arm, armSettings);
       runs[arm].push(run);
-      progress(
-        `  ${run.messages} samples, ${(run.cpuMs / run.messages).toFixed(3)} CPU ms per sample, ${run.missedTicks} missed tick(s)`,
-      );
+      progress(`  ${run.messages} samples, ${(run.cpuMs / run.messages).toFixed(3)} CPU ms per sample, ${run.missedTicks} missed tick(s)`);
     }
   }
   const report: DevicesBenchReport = {

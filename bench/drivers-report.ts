@@ -137,8 +137,8 @@ export function renderDriversReport(report: DriversBenchReport): string {
     `1. Task start to exit, serial, ms (n per arm, arms alternating run by run in AB BA order, after ${s.warmup} warm-up runs per arm).`,
   );
   out.push(
-    "   ours: DriverManager.prepare(spec) + startTask + waitTask + destroyTask on raw_exec (default supervision); " +
-      "peer: spawn of the same command, same env, cwd and log files, detached like raw_exec.",
+    '   ours: DriverManager.prepare(spec) + startTask + waitTask + destroyTask on raw_exec (default supervision); ' +
+      'peer: spawn of the same command, same env, cwd and log files, detached like raw_exec.',
   );
   for (const l of report.lifecycle) {
     out.push('');
@@ -215,13 +215,17 @@ function renderDrills(report: DriversBenchReport): string[] {
     `   "in flight at kill": the host's calls and streams to the driver when its worker died (${s.drillTasks} waitTask + the manager's fingerprint and event streams).`,
   );
   out.push(
-    '   PASS = every task recovered, none lost, and every waiter resolved with its own task\'s exit code ' +
+    "   PASS = every task recovered, none lost, and every waiter resolved with its own task's exit code " +
       `("waiters failed" counts errors, wrong results and waiters still open ${formatNumber(s.drillGraceMs / 1000)} s after the last exit).`,
   );
   const passed = report.drills.filter((d) => d.verdict === 'PASS').length;
   out.push(`   Crash drill: ${sum.verdict} (${passed} of ${report.drills.length} drills passed).`);
   for (const [i, d] of report.drills.entries()) {
-    const problems = [...d.lost.map((l) => `lost ${l}`), ...d.waiterErrors.map((e) => `waiter error ${e}`), ...d.wrongResults.map((w) => `wrong result ${w}`)];
+    const problems = [
+      ...d.lost.map((l) => `lost ${l}`),
+      ...d.waiterErrors.map((e) => `waiter error ${e}`),
+      ...d.wrongResults.map((w) => `wrong result ${w}`),
+    ];
     if (d.hung) problems.push(`${d.hung} waiter(s) still open at the deadline`);
     if (d.handlesAfterRecovery !== undefined && d.handlesAfterRecovery !== d.tasks) {
       problems.push(`the manager held ${d.handlesAfterRecovery} of ${d.tasks} handles once all were recovered`);

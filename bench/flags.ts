@@ -52,6 +52,8 @@ export function parseBenchFlags<K extends string>(argv: string[], usage: string,
     return undefined;
   }
   const given = values as Record<string, string | boolean | undefined>;
-  const text = Object.fromEntries(names.filter((n) => typeof given[n] === 'string').map((n) => [n, given[n]])) as Partial<Record<K, string>>;
+  const text = Object.fromEntries(names.filter((n) => typeof given[n] === 'string').map((n) => [n, given[n]])) as Partial<
+    Record<K, string>
+  >;
   return { values: text, quick: given.quick === true, json: given.json === true };
 }

@@ -63,9 +63,7 @@ export async function measureThroughput(arms: readonly CallArm[], options: Throu
       total.ms += ms;
     }
   }
-  return new Map(
-    [...totals].map(([key, { calls, ms }]) => [key, { calls, seconds: ms / 1000, perSecond: calls / (ms / 1000) }]),
-  );
+  return new Map([...totals].map(([key, { calls, ms }]) => [key, { calls, seconds: ms / 1000, perSecond: calls / (ms / 1000) }]));
 }
 
 /** `inFlight` lanes each call back to back until the deadline; time runs until the last answer. */

@@ -60,9 +60,7 @@ if (arm === 'ours') {
   }
 } else {
   const before = await measure();
-  const launching = Array.from({ length: count }, () =>
-    GrpcPluginClient.launch({ entry: candidate.entry, methods: ['inspectTask'] }),
-  );
+  const launching = Array.from({ length: count }, () => GrpcPluginClient.launch({ entry: candidate.entry, methods: ['inspectTask'] }));
   const settled = await Promise.allSettled(launching);
   const clients = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   try {

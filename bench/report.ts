@@ -89,7 +89,12 @@ export function renderReport(report: RpcBenchReport): string {
       ['arm', 'n', 'p50', 'p90', 'p99', 'mean', 'max', 'calls/s'],
       keys.map((k) => {
         const l = report.latencyUs[k];
-        return [callArmLabels[k], String(l.n), ...[l.p50, l.p90, l.p99, l.mean, l.max].map((v) => formatNumber(v)), formatNumber(report.throughput[k].perSecond)];
+        return [
+          callArmLabels[k],
+          String(l.n),
+          ...[l.p50, l.p90, l.p99, l.mean, l.max].map((v) => formatNumber(v)),
+          formatNumber(report.throughput[k].perSecond),
+        ];
       }),
     ),
   );
@@ -110,7 +115,11 @@ export function renderReport(report: RpcBenchReport): string {
       ['arm', 'n', 'median', 'p90', 'min', 'max'],
       (['ours', 'peer'] as const).map((k) => {
         const c = report.coldStartMs[k];
-        return [k === 'ours' ? 'ours: PluginInstance (worker thread)' : 'peer: grpc-js child process', String(c.n), ...[c.p50, c.p90, c.min, c.max].map((v) => formatNumber(v))];
+        return [
+          k === 'ours' ? 'ours: PluginInstance (worker thread)' : 'peer: grpc-js child process',
+          String(c.n),
+          ...[c.p50, c.p90, c.min, c.max].map((v) => formatNumber(v)),
+        ];
       }),
     ),
   );

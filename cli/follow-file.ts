@@ -6,12 +6,7 @@
 import { open } from 'node:fs/promises';
 import { pause } from '../shared/pause.js';
 
-export async function followFile(
-  file: string,
-  onData: (chunk: Buffer) => void,
-  signal: AbortSignal,
-  intervalMs = 50,
-): Promise<void> {
+export async function followFile(file: string, onData: (chunk: Buffer) => void, signal: AbortSignal, intervalMs = 50): Promise<void> {
   const handle = await open(file, 'r');
   const buffer = Buffer.alloc(64 * 1024);
   let offset = 0;

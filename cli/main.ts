@@ -43,7 +43,9 @@ export async function main(argv: string[], io: CliIO = process): Promise<number>
     .option('--config <file>', 'agent config file (JSON)')
     .option('--plugin-dir <dir>', 'plugin directory (overrides the config; default ./plugins)')
     .addOption(
-      new Option('--log-level <level>', 'log level for messages on stderr (default: warn; silent for plugins and validate)').choices(logLevels),
+      new Option('--log-level <level>', 'log level for messages on stderr (default: warn; silent for plugins and validate)').choices(
+        logLevels,
+      ),
     )
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .exitOverride()
@@ -85,7 +87,9 @@ Examples:
   program
     .command('run')
     .argument('<file>', 'task spec (JSON)')
-    .description("run one task to completion: its output streams to the terminal, events to stderr, and taskhost exits with the task's exit code")
+    .description(
+      "run one task to completion: its output streams to the terminal, events to stderr, and taskhost exits with the task's exit code",
+    )
     .option('--json', 'print only a JSON result document on stdout (task output and events go to stderr)')
     .action(async (file: string, opts: { json?: boolean }) => {
       const globals = program.opts<GlobalOptions>();
@@ -103,16 +107,22 @@ Examples:
   program
     .command('conformance')
     .argument('<plugin>', 'a plugin folder (./plugins/my-driver) or the name of a plugin taskhost finds (raw_exec)')
-    .description("run the driver or device conformance suite, as the plugin's type says: each check of the contract, and what to fix when one fails")
+    .description(
+      "run the driver or device conformance suite, as the plugin's type says: each check of the contract, and what to fix when one fails",
+    )
     .option('--json', 'print one JSON document')
-    .option('--plugin-config <file>', 'device plugins: a JSON file with the plugin config to test with, instead of conformance.json\'s "config"')
+    .option(
+      '--plugin-config <file>',
+      'device plugins: a JSON file with the plugin config to test with, instead of conformance.json\'s "config"',
+    )
     .action(async (target: string, opts: { json?: boolean; pluginConfig?: string }) => {
       const globals = program.opts<GlobalOptions>();
       const config = globals.config || globals.pluginDir ? await agentConfig(globals) : undefined;
       const { found } = await findConformanceTarget(target, config);
       const type = found && 'type' in found ? found.type : undefined;
       const device = type === 'device';
-      if (opts.pluginConfig && type === 'driver') throw new CommanderError(2, 'taskhost.usage', 'error: --plugin-config is for device plugins');
+      if (opts.pluginConfig && type === 'driver')
+        throw new CommanderError(2, 'taskhost.usage', 'error: --plugin-config is for device plugins');
       const mark: Record<CheckResult['status'], string> = { pass: 'ok  ', fail: 'FAIL', skip: 'skip' };
       if (!opts.json) io.stdout.write(`taskhost conformance: ${target}\n`);
       const report = await (device ? runDeviceConformance : runDriverConformance)({
@@ -129,7 +139,9 @@ Examples:
       if (opts.json) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
       else {
         const p = report.plugin;
-        const what = [p.name, p.version && `version ${p.version}`, p.apiVersion && `API ${p.apiVersion}`, p.source].filter(Boolean).join(', ');
+        const what = [p.name, p.version && `version ${p.version}`, p.apiVersion && `API ${p.apiVersion}`, p.source]
+          .filter(Boolean)
+          .join(', ');
         io.stdout.write(`${what}: ${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped\n`);
       }
       if (report.failed > 0) exitCode = 1;
@@ -137,7 +149,9 @@ Examples:
 
   program
     .command('bench')
-    .description('container lifecycle benchmark (after bucketbench): the docker driver against the raw Engine API and the docker CLI, in one run')
+    .description(
+      'container lifecycle benchmark (after bucketbench): the docker driver against the raw Engine API and the docker CLI, in one run',
+    )
     .option('--image <image>', 'image to run (a local one: nothing is pulled from the internet)', 'busybox:1.35')
     .option('-n, --lifecycles <n>', 'lifecycles per arm', (v) => positiveInt(v, '--lifecycles'), 30)
     .option('-c, --concurrency <n>', 'lifecycles in flight in the throughput phase', (v) => positiveInt(v, '--concurrency'), 4)
@@ -175,7 +189,9 @@ Examples:
             d.name,
             d.health,
             d.healthDescription,
-            Object.entries(d.attributes).map(([k, v]) => `${k}=${v}`).join(' '),
+            Object.entries(d.attributes)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(' '),
           ]);
           io.stdout.write(table(['DRIVER', 'HEALTH', 'DESCRIPTION', 'ATTRIBUTES'], rows) + '\n');
           io.stdout.write('\n' + devicesTable(deviceDoc.groups, deviceDoc.plugins) + '\n');
@@ -231,7 +247,7 @@ Examples:
     .command('validate')
     .description('validate an agent config (and each plugin config in it) or a task spec; one line per error, each with its JSON path')
     .option('--config <file>', 'the agent config file to validate')
-    .option('--task <file>', 'a task spec to validate (against its driver\'s schema too)')
+    .option('--task <file>', "a task spec to validate (against its driver's schema too)")
     .option('--json', 'print one JSON document')
     .action(async (opts: { config?: string; task?: string; json?: boolean }) => {
       if (opts.task) {
@@ -295,7 +311,8 @@ Examples:
 
 function positiveInt(value: string, flag: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new CommanderError(2, 'taskhost.usage', `error: ${flag} must be a positive integer, got "${value}"`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new CommanderError(2, 'taskhost.usage', `error: ${flag} must be a positive integer, got "${value}"`);
   return n;
 }
 
@@ -329,7 +346,9 @@ function devicesTable(groups: NodeDeviceGroup[], plugins: DevicePluginHealth[]):
   if (plugins.length === 0) return 'no device plugin is running (taskhost plugins says why)';
   const rows: string[][] = [];
   for (const g of groups) {
-    const attributes = Object.entries(g.attributes).map(([k, a]) => `${k}=${formatValue(a)}`).join(' ');
+    const attributes = Object.entries(g.attributes)
+      .map(([k, a]) => `${k}=${formatValue(a)}`)
+      .join(' ');
     if (g.devices.length === 0) rows.push([g.id, '-', '-', 'no devices', attributes]);
     g.devices.forEach((d, i) => rows.push([g.id, d.id, d.health, d.healthDescription ?? '', i === 0 ? attributes : '']));
   }
@@ -353,7 +372,9 @@ function deviceStatsTable(snapshot: DeviceStatsSnapshot): string {
     const instances = Object.entries(g.stats?.instances ?? {});
     if (instances.length === 0) rows.push([g.id, '-', '-', g.stats ? 'no devices' : 'no stats yet', age]);
     for (const [id, s] of instances) {
-      const rest = Object.entries(s.stats).map(([k, v]) => `${k}=${formatValue(v)}`).join(' ');
+      const rest = Object.entries(s.stats)
+        .map(([k, v]) => `${k}=${formatValue(v)}`)
+        .join(' ');
       rows.push([g.id, id, formatValue(s.summary), rest, age]);
     }
   }

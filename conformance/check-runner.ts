@@ -108,7 +108,8 @@ export async function findConformanceTarget(target: string, config?: AgentConfig
   const dir = path.resolve(target);
   const look = async (pluginDir: string): Promise<ConformanceTarget> => {
     const discovery = await discover({ pluginDir, extraDirs: byPath ? [dir] : [] });
-    const matches = (p: { name: string; dir: string; source: string }) => (byPath ? p.source === 'path' && p.dir === dir : p.name === target);
+    const matches = (p: { name: string; dir: string; source: string }) =>
+      byPath ? p.source === 'path' && p.dir === dir : p.name === target;
     return { found: discovery.plugins.find(matches) ?? discovery.skipped.find(matches), discovery };
   };
   if (config) return look(config.pluginDir);

@@ -15,15 +15,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Type } from '@sinclair/typebox';
-import {
-  ContainerReservation,
-  DeviceFingerprint,
-  DeviceStats,
-  deviceMethods,
-  groupId,
-  units,
-  type DeviceGroup,
-} from '../shared/device.js';
+import { ContainerReservation, DeviceFingerprint, DeviceStats, deviceMethods, groupId, units, type DeviceGroup } from '../shared/device.js';
 import { InvalidConfigError, type TaskhostError } from '../shared/errors.js';
 import { compileSchema, formatIssues, parseWith } from '../shared/schema.js';
 import { parseAgentConfig, type AgentConfig } from '../plugin-loader/agent-config.js';
@@ -77,7 +69,8 @@ export async function runDeviceConformance(options: DeviceConformanceOptions): P
     let source: ConfigSource | undefined;
     await check('loads through the plugin loader as a device plugin', async () => {
       const { found, discovery } = await findConformanceTarget(options.target, base);
-      if (!found) throw new Miss(`no plugin found at ${options.target} (a folder with a package.json "taskhost" manifest, or a plugin name)`);
+      if (!found)
+        throw new Miss(`no plugin found at ${options.target} (a folder with a package.json "taskhost" manifest, or a plugin name)`);
       report.plugin = { name: found.name, dir: found.dir, source: found.source };
       if ('reason' in found) throw new Miss(`the loader skipped it: ${found.reason}`);
       report.plugin.version = found.version;
@@ -118,7 +111,10 @@ export async function runDeviceConformance(options: DeviceConformanceOptions): P
 
     await check('implements fingerprint, reserve and stats', async () => {
       const missing = deviceMethods.filter((m) => !inst.implements(m));
-      if (missing.length) throw new Miss(`missing: ${missing.join(', ')}; a device plugin implements fingerprint(signal), reserve(deviceIds) and stats(intervalMs, signal)`);
+      if (missing.length)
+        throw new Miss(
+          `missing: ${missing.join(', ')}; a device plugin implements fingerprint(signal), reserve(deviceIds) and stats(intervalMs, signal)`,
+        );
     });
 
     // The first fingerprint as sent, valid or not: later checks still need its device ids.
@@ -128,12 +124,16 @@ export async function runDeviceConformance(options: DeviceConformanceOptions): P
       let first: IteratorResult<unknown>;
       try {
         const stream = inst.stream('fingerprint', [], { signal: stop.signal, window: 4 })[Symbol.asyncIterator]();
-        first = await withTimeout(stream.next(), firstFingerprintMs,
-          `no fingerprint within ${firstFingerprintMs / 1000}s: yield the first message at once, { groups: [] } when there are no devices`);
+        first = await withTimeout(
+          stream.next(),
+          firstFingerprintMs,
+          `no fingerprint within ${firstFingerprintMs / 1000}s: yield the first message at once, { groups: [] } when there are no devices`,
+        );
       } finally {
         stop.abort();
       }
-      if (first.done) throw new Miss('the fingerprint stream ended without a message: keep it open and yield again when the devices change');
+      if (first.done)
+        throw new Miss('the fingerprint stream ended without a message: keep it open and yield again when the devices change');
       const value = first.value as { groups?: unknown };
       if (Array.isArray(value?.groups)) groups = value.groups as Partial<DeviceGroup>[];
       const problems = fingerprintProblems(first.value);
@@ -144,7 +144,9 @@ export async function runDeviceConformance(options: DeviceConformanceOptions): P
       if (!groups) throw new Skip('there is no fingerprint to take device ids from');
       const group = groups.find((g) => Array.isArray(g.devices) && g.devices.some((d) => d?.healthy));
       if (!group) {
-        throw new Skip('the plugin reported no healthy devices, so there is nothing to reserve; test it with a config that finds some (conformance.json "config", or --plugin-config)');
+        throw new Skip(
+          'the plugin reported no healthy devices, so there is nothing to reserve; test it with a config that finds some (conformance.json "config", or --plugin-config)',
+        );
       }
       const ids = [...new Set(group.devices!.filter((d) => d?.healthy).map((d) => d.id))];
       let reservation: unknown;
@@ -158,10 +160,17 @@ export async function runDeviceConformance(options: DeviceConformanceOptions): P
     });
 
     await check('reserve() of an unknown id is rejected with UNKNOWN_DEVICE', async () => {
-      const err = await inst.call('reserve', [[unknownId]]).then(() => undefined, (e: unknown) => e);
-      if (!err) throw new Miss(`reserve(["${unknownId}"]) succeeded; throw UnknownDeviceError (UNKNOWN_DEVICE) for an id the plugin does not have`);
+      const err = await inst.call('reserve', [[unknownId]]).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      if (!err)
+        throw new Miss(`reserve(["${unknownId}"]) succeeded; throw UnknownDeviceError (UNKNOWN_DEVICE) for an id the plugin does not have`);
       const code = (err as TaskhostError).code;
-      if (code !== 'UNKNOWN_DEVICE') throw new Miss(`reserve(["${unknownId}"]) failed with ${code}; use UnknownDeviceError (UNKNOWN_DEVICE) so the host can tell a wrong id apart`);
+      if (code !== 'UNKNOWN_DEVICE')
+        throw new Miss(
+          `reserve(["${unknownId}"]) failed with ${code}; use UnknownDeviceError (UNKNOWN_DEVICE) so the host can tell a wrong id apart`,
+        );
     });
 
     const { intervalMs, windowMs, minSamples, maxGapIntervals } = statsCadence;
@@ -182,14 +191,18 @@ export async function runDeviceConformance(options: DeviceConformanceOptions): P
       }
       const at = (s: number) => `${s} sample${s === 1 ? '' : 's'}`;
       if (samples.length < minSamples) {
-        throw new Miss(`${at(samples.length)} in ${windowMs / 1000}s at a ${intervalMs}ms interval, expected at least ${minSamples}: yield one at once, then one every intervalMs until the signal aborts`);
+        throw new Miss(
+          `${at(samples.length)} in ${windowMs / 1000}s at a ${intervalMs}ms interval, expected at least ${minSamples}: yield one at once, then one every intervalMs until the signal aborts`,
+        );
       }
       const times = [t0, ...samples.map((s) => s.at)];
       const gaps = times.slice(1).map((t, i) => t - times[i]!);
       const worst = gaps.indexOf(Math.max(...gaps));
       if (gaps[worst]! > maxGapIntervals * intervalMs) {
         const after = worst === 0 ? 'before the first sample' : `after sample ${worst}`;
-        throw new Miss(`a gap of ${Math.round(gaps[worst]!)}ms ${after} at a ${intervalMs}ms interval (at most ${maxGapIntervals * intervalMs}ms allowed): sample on a schedule, and skip a tick rather than stall`);
+        throw new Miss(
+          `a gap of ${Math.round(gaps[worst]!)}ms ${after} at a ${intervalMs}ms interval (at most ${maxGapIntervals * intervalMs}ms allowed): sample on a schedule, and skip a tick rather than stall`,
+        );
       }
     });
 
@@ -198,7 +211,8 @@ export async function runDeviceConformance(options: DeviceConformanceOptions): P
       samples.forEach(({ value }, i) => {
         const checked = validateStats(value);
         if (!checked.ok) throw new Miss(`sample ${i + 1} is not a DeviceStats: ${formatIssues(checked.issues).join('; ')}`);
-        if (checked.value.timestamp < 1e12) throw new Miss(`sample ${i + 1} has timestamp ${checked.value.timestamp}, which is not unix milliseconds: use Date.now()`);
+        if (checked.value.timestamp < 1e12)
+          throw new Miss(`sample ${i + 1} has timestamp ${checked.value.timestamp}, which is not unix milliseconds: use Date.now()`);
       });
     });
 
@@ -209,10 +223,16 @@ export async function runDeviceConformance(options: DeviceConformanceOptions): P
       for (const { value } of samples) {
         for (const g of (value as { groups?: Partial<DeviceGroup>[] }).groups ?? []) {
           const devices = known.get(label(g));
-          if (!devices) throw new Miss(`stats name group ${label(g)}, which the fingerprint does not list; report stats under the groups of the fingerprint`);
+          if (!devices)
+            throw new Miss(
+              `stats name group ${label(g)}, which the fingerprint does not list; report stats under the groups of the fingerprint`,
+            );
           const instances = Object.keys((g as { instances?: object }).instances ?? {});
           const stray = instances.find((id) => !devices.has(id));
-          if (stray !== undefined) throw new Miss(`stats name device "${stray}" in ${label(g)}, which the fingerprint does not list there; report only fingerprinted devices, under their own group`);
+          if (stray !== undefined)
+            throw new Miss(
+              `stats name device "${stray}" in ${label(g)}, which the fingerprint does not list there; report only fingerprinted devices, under their own group`,
+            );
         }
       }
     });
@@ -280,21 +300,27 @@ export function fingerprintProblems(message: unknown): string[] {
   const deviceAt = new Map<string, string>();
   (groups as Partial<DeviceGroup>[]).forEach((group, g) => {
     const id = label(group ?? {});
-    if (groupAt.has(id)) problems.push(`group ${id} is listed twice (/groups/${groupAt.get(id)} and /groups/${g}): put all its devices in one group`);
+    if (groupAt.has(id))
+      problems.push(`group ${id} is listed twice (/groups/${groupAt.get(id)} and /groups/${g}): put all its devices in one group`);
     else groupAt.set(id, g);
     for (const [key, attribute] of Object.entries(group?.attributes ?? {})) {
       const { value, unit } = (attribute ?? {}) as { value?: unknown; unit?: unknown };
       if (unit === undefined) continue;
       if (typeof value !== 'number') {
-        problems.push(`attribute "${key}" of ${id} has unit ${JSON.stringify(unit)} on a ${typeof value} value: only numbers carry a unit, e.g. { "value": 80, "unit": "GiB" }`);
+        problems.push(
+          `attribute "${key}" of ${id} has unit ${JSON.stringify(unit)} on a ${typeof value} value: only numbers carry a unit, e.g. { "value": 80, "unit": "GiB" }`,
+        );
       } else if (!(units as readonly unknown[]).includes(unit)) {
-        problems.push(`attribute "${key}" of ${id} has unit ${JSON.stringify(unit)}, which is not a unit taskhost knows (${units.join(' ')})`);
+        problems.push(
+          `attribute "${key}" of ${id} has unit ${JSON.stringify(unit)}, which is not a unit taskhost knows (${units.join(' ')})`,
+        );
       }
     }
     (Array.isArray(group?.devices) ? group.devices : []).forEach((device, d) => {
       const where = `/groups/${g}/devices/${d}`;
       const seen = deviceAt.get(String(device?.id));
-      if (seen !== undefined) problems.push(`device id "${device?.id}" is used twice (${seen} and ${where}): ids must be unique across the plugin's groups`);
+      if (seen !== undefined)
+        problems.push(`device id "${device?.id}" is used twice (${seen} and ${where}): ids must be unique across the plugin's groups`);
       else deviceAt.set(String(device?.id), where);
     });
   });
@@ -314,7 +340,8 @@ export function reservationProblems(reservation: unknown): string[] {
   const relative = (where: string, entry: Record<string, unknown>) => {
     for (const key of ['taskPath', 'hostPath']) {
       const p = entry?.[key];
-      if (typeof p === 'string' && !p.startsWith('/')) problems.push(`${where}.${key} "${p}", a relative path: make it absolute (start with "/")`);
+      if (typeof p === 'string' && !p.startsWith('/'))
+        problems.push(`${where}.${key} "${p}", a relative path: make it absolute (start with "/")`);
     }
   };
   entries(r.mounts).forEach((m, i) => relative(`mounts[${i}]`, m));
@@ -322,7 +349,9 @@ export function reservationProblems(reservation: unknown): string[] {
     relative(`devices[${i}]`, d);
     const perms = d?.permissions;
     if (typeof perms === 'string' && !/^(?!.*(.).*\1)[rwm]{1,3}$/.test(perms)) {
-      problems.push(`devices[${i}].permissions "${perms}", which are not cgroup device permissions: use the letters r (read), w (write), m (mknod), each at most once, e.g. "rw"`);
+      problems.push(
+        `devices[${i}].permissions "${perms}", which are not cgroup device permissions: use the letters r (read), w (write), m (mknod), each at most once, e.g. "rw"`,
+      );
     }
   });
   if (problems.length) return problems;

@@ -25,18 +25,10 @@ import {
   type TaskEvent,
   type TaskHandle,
 } from '../shared/driver.js';
-import { InvalidConfigError, TaskhostError } from '../shared/errors.js';
+import { InvalidConfigError, type TaskhostError } from '../shared/errors.js';
 import { compileSchema, formatIssues, parseWith, type JsonSchema } from '../shared/schema.js';
 import { parseAgentConfig, type AgentConfig } from '../plugin-loader/agent-config.js';
-import {
-  checkRunner,
-  describe,
-  Miss,
-  Skip,
-  withTimeout,
-  type ConformanceOptions,
-  type ConformanceReport,
-} from './check-runner.js';
+import { checkRunner, describe, Miss, Skip, withTimeout, type ConformanceOptions, type ConformanceReport } from './check-runner.js';
 import { PluginLoader } from '../plugin-loader/loader.js';
 import type { PluginInstance } from '../plugin-loader/plugin-instance.js';
 import { DriverClient } from '../drivers/driver-client.js';
@@ -83,9 +75,7 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
 
     const loaded = await check('loads through the plugin loader', async () => {
       await loader.start();
-      const name = isPath
-        ? loader.list().find((r) => r.source === 'path')?.name
-        : options.target;
+      const name = isPath ? loader.list().find((r) => r.source === 'path')?.name : options.target;
       const row = loader.list().find((r) => r.name === name);
       if (!row) throw new Miss(`no plugin found at ${options.target} (a folder with a package.json "taskhost" manifest, or a plugin name)`);
       report.plugin = { name: row.name, dir: row.dir, source: row.source };
@@ -121,18 +111,25 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
       try {
         text = await readFile(path.join(dir ?? '.', 'conformance.json'), 'utf8');
       } catch {
-        throw new Miss(`add ${path.join(dir ?? '.', 'conformance.json')} with task configs for longRunning, fastExit and badConfig (see the README)`);
+        throw new Miss(
+          `add ${path.join(dir ?? '.', 'conformance.json')} with task configs for longRunning, fastExit and badConfig (see the README)`,
+        );
       }
       scenarios = parseWith(compileSchema<Scenarios>(Scenarios), JSON.parse(text), 'conformance.json');
     });
     await check('fingerprint() reports a healthy driver at once', async () => {
       const stop = new AbortController();
       try {
-        const first = await withTimeout(d.fingerprint(stop.signal)[Symbol.asyncIterator]().next(), 5_000,
-          'no fingerprint within 5s: fingerprint() must yield its first item at once');
+        const first = await withTimeout(
+          d.fingerprint(stop.signal)[Symbol.asyncIterator]().next(),
+          5_000,
+          'no fingerprint within 5s: fingerprint() must yield its first item at once',
+        );
         if (first.done) throw new Miss('the fingerprint stream ended without an item');
         if (first.value.health !== 'healthy') {
-          throw new Miss(`health is "${first.value.health}" (${first.value.healthDescription}); the rest of the suite needs a healthy driver`);
+          throw new Miss(
+            `health is "${first.value.health}" (${first.value.healthDescription}); the rest of the suite needs a healthy driver`,
+          );
         }
       } finally {
         stop.abort();
@@ -163,7 +160,9 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
         if (!paths.includes(want)) throw new Miss(`rejected, but at ${paths.join(', ')} instead of ${want}`);
         return;
       }
-      throw new Miss(`taskConfigSchema() accepted ${JSON.stringify(sc.badConfig.config)}; it must reject it at ${want} (close objects with additionalProperties: false)`);
+      throw new Miss(
+        `taskConfigSchema() accepted ${JSON.stringify(sc.badConfig.config)}; it must reject it at ${want} (close objects with additionalProperties: false)`,
+      );
     });
 
     const events: TaskEvent[] = [];
@@ -198,9 +197,13 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
     });
     await check('a second startTask() with the same id is refused', async () => {
       if (!long) throw new Skip('no task was started');
-      const err = await d.startTask(long.config).then(() => undefined, (e: unknown) => e);
+      const err = await d.startTask(long.config).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       if (!err) throw new Miss('it started the same task id twice: reject a duplicate with TaskExistsError');
-      if ((err as TaskhostError).code !== 'TASK_EXISTS') throw new Miss(`rejected with ${(err as TaskhostError).code}; use TaskExistsError (TASK_EXISTS)`);
+      if ((err as TaskhostError).code !== 'TASK_EXISTS')
+        throw new Miss(`rejected with ${(err as TaskhostError).code}; use TaskExistsError (TASK_EXISTS)`);
     });
     await check('unknown task ids are TASK_NOT_FOUND', async () => {
       const id = 'no-alloc/nothing/00000000';
@@ -210,9 +213,14 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
         ['destroyTask', () => d.destroyTask(id, true)],
         ['waitTask', () => d.waitTask(id, AbortSignal.timeout(5_000))],
       ] as const) {
-        const err = await (call as () => Promise<unknown>)().then(() => undefined, (e: unknown) => e);
+        const err = await (call as () => Promise<unknown>)().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         if ((err as TaskhostError | undefined)?.code !== 'TASK_NOT_FOUND') {
-          throw new Miss(`${what}() of an unknown id ${err ? `failed with ${(err as TaskhostError).code}` : 'succeeded'}; throw TaskNotFoundError`);
+          throw new Miss(
+            `${what}() of an unknown id ${err ? `failed with ${(err as TaskhostError).code}` : 'succeeded'}; throw TaskNotFoundError`,
+          );
         }
       }
     });
@@ -221,17 +229,26 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
       const stop = new AbortController();
       const samples: unknown[] = [];
       try {
-        await withTimeout((async () => {
-          for await (const s of d.taskStats(longId, 200, stop.signal)) {
-            samples.push(s);
-            if (samples.length === 2) return;
-          }
-        })(), 5_000, 'fewer than 2 samples within 5s at a 200ms interval');
+        await withTimeout(
+          (async () => {
+            for await (const s of d.taskStats(longId, 200, stop.signal)) {
+              samples.push(s);
+              if (samples.length === 2) return;
+            }
+          })(),
+          5_000,
+          'fewer than 2 samples within 5s at a 200ms interval',
+        );
       } finally {
         stop.abort();
       }
       const s = samples[0] as { taskId?: unknown; timestamp?: unknown; cpu?: { percent?: unknown }; memory?: { rssBytes?: unknown } };
-      if (s.taskId !== longId || typeof s.timestamp !== 'number' || typeof s.cpu?.percent !== 'number' || typeof s.memory?.rssBytes !== 'number') {
+      if (
+        s.taskId !== longId ||
+        typeof s.timestamp !== 'number' ||
+        typeof s.cpu?.percent !== 'number' ||
+        typeof s.memory?.rssBytes !== 'number'
+      ) {
         throw new Miss(`a sample must have taskId, timestamp, cpu.percent and memory.rssBytes; got ${JSON.stringify(s)}`);
       }
     });
@@ -239,7 +256,10 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
       if (!cp.sendSignals) throw new Skip('capabilities.sendSignals is false');
       if (!longId) throw new Skip('no task was started');
       await d.signalTask(longId, 'SIGCONT');
-      const err = await d.signalTask(longId, 'SIGNOPE').then(() => undefined, (e: unknown) => e);
+      const err = await d.signalTask(longId, 'SIGNOPE').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       if (!err) throw new Miss('signalTask(id, "SIGNOPE") succeeded; an unknown signal name must be an error');
     });
     await check('execTask() runs a command in the task and returns its output', async () => {
@@ -247,7 +267,8 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
       if (!sc.exec) throw new Miss('capabilities.exec is true but conformance.json has no "exec" scenario');
       if (!longId) throw new Skip('no task was started');
       const result = await d.execTask(longId, sc.exec.command, 10_000);
-      if (result.stdout !== sc.exec.stdout) throw new Miss(`stdout was ${JSON.stringify(result.stdout)}, expected ${JSON.stringify(sc.exec.stdout)}`);
+      if (result.stdout !== sc.exec.stdout)
+        throw new Miss(`stdout was ${JSON.stringify(result.stdout)}, expected ${JSON.stringify(sc.exec.stdout)}`);
       if (result.exitResult.exitCode !== 0) throw new Miss(`exit code ${result.exitResult.exitCode}, expected 0`);
     });
     await check('recoverTask() re-attaches after a simulated host restart', async () => {
@@ -269,7 +290,9 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
         return await withTimeout(dd().waitTask(id), ms, hang);
       } catch (err) {
         if (err instanceof Miss) throw err;
-        throw new Miss(`waitTask() failed with ${describe(err)}; it must resolve with the ExitResult, also when called after the task has exited`);
+        throw new Miss(
+          `waitTask() failed with ${describe(err)}; it must resolve with the ExitResult, also when called after the task has exited`,
+        );
       }
     };
     await check('stopTask() ends a task within its timeout and waitTask() reports it', async () => {
@@ -299,13 +322,26 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
     await check('destroyTask() refuses a running task unless forced', async () => {
       const task = await newTask('destroy-me', sc.longRunning);
       await start(task);
-      const err = await dd().destroyTask(task.id, false).then(() => undefined, (e: unknown) => e);
+      const err = await dd()
+        .destroyTask(task.id, false)
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       if ((err as TaskhostError | undefined)?.code !== 'TASK_RUNNING') {
-        throw new Miss(`destroyTask(id, false) on a running task ${err ? `failed with ${(err as TaskhostError).code}` : 'succeeded'}; throw TaskRunningError`);
+        throw new Miss(
+          `destroyTask(id, false) on a running task ${err ? `failed with ${(err as TaskhostError).code}` : 'succeeded'}; throw TaskRunningError`,
+        );
       }
       await dd().destroyTask(task.id, true);
-      const gone = await dd().inspectTask(task.id).then(() => undefined, (e: unknown) => e);
-      if ((gone as TaskhostError | undefined)?.code !== 'TASK_NOT_FOUND') throw new Miss('after destroyTask(id, true) the task is still known');
+      const gone = await dd()
+        .inspectTask(task.id)
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      if ((gone as TaskhostError | undefined)?.code !== 'TASK_NOT_FOUND')
+        throw new Miss('after destroyTask(id, true) the task is still known');
     });
     await check('a task that exits at once reports its exit code, every time', async () => {
       for (let i = 0; i < 5; i++) {
@@ -313,7 +349,9 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
         await start(task);
         const exit = await wait(task.id, 10_000, 'waitTask() of a task that exits at once did not return');
         if (exit.exitCode !== sc.fastExit.exitCode || exit.err) {
-          throw new Miss(`run ${i + 1}: exit ${JSON.stringify(exit)}, expected exit code ${sc.fastExit.exitCode}: arm the wait before the task can exit`);
+          throw new Miss(
+            `run ${i + 1}: exit ${JSON.stringify(exit)}, expected exit code ${sc.fastExit.exitCode}: arm the wait before the task can exit`,
+          );
         }
         const again = await dd().waitTask(task.id);
         if (again.exitCode !== exit.exitCode) throw new Miss('a second waitTask() after the exit returned a different result');
@@ -327,7 +365,8 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
       await start(task);
       await wait(task.id, 10_000, 'the output task did not exit');
       const text = await readFile(task.stdoutPath, 'utf8');
-      if (text !== sc.output.stdout) throw new Miss(`stdout file holds ${JSON.stringify(text)}, expected ${JSON.stringify(sc.output.stdout)}`);
+      if (text !== sc.output.stdout)
+        throw new Miss(`stdout file holds ${JSON.stringify(text)}, expected ${JSON.stringify(sc.output.stdout)}`);
     });
     await check('taskEvents() reports events for the tasks', async () => {
       if (!longId) throw new Skip('no task was started');

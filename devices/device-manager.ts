@@ -22,14 +22,7 @@ import {
   type DeviceGroup,
   type DeviceGroupStats,
 } from '../shared/device.js';
-import {
-  CancelledError,
-  InvalidConfigError,
-  PluginCrashedError,
-  PluginError,
-  PluginLoadError,
-  TaskhostError,
-} from '../shared/errors.js';
+import { CancelledError, InvalidConfigError, PluginCrashedError, PluginError, PluginLoadError, TaskhostError } from '../shared/errors.js';
 import { formatIssues } from '../shared/schema.js';
 import type { PluginLoader } from '../plugin-loader/loader.js';
 import { backoff } from '../plugin-loader/plugin-instance.js';
@@ -222,14 +215,20 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
   /** Resolves once every device plugin has fingerprinted (or failed), or when `timeoutMs` has passed. */
   async waitForFirstFingerprint(timeoutMs = 50_000): Promise<void> {
     await this.start();
-    await within(timeoutMs, [...this.#plugins.values()].map((p) => p.firstFingerprint.promise));
+    await within(
+      timeoutMs,
+      [...this.#plugins.values()].map((p) => p.firstFingerprint.promise),
+    );
   }
 
   /** Resolves once every healthy plugin has sent stats (or failed to), or when `timeoutMs` has passed. */
   async waitForFirstStats(timeoutMs = 50_000): Promise<void> {
     await this.start();
     const healthy = [...this.#plugins.values()].filter((p) => p.health.health === 'healthy');
-    await within(timeoutMs, healthy.map((p) => p.firstStats.promise));
+    await within(
+      timeoutMs,
+      healthy.map((p) => p.firstStats.promise),
+    );
   }
 
   /** The node's device set: every group, sorted by id, each device with its health. */
@@ -492,7 +491,10 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
       next.health !== before.health || next.healthDescription !== before.healthDescription || next.groups.join() !== before.groups.join();
     plugin.health = changed ? { ...next, updatedAt: new Date().toISOString() } : next;
     if (changed) {
-      this.#log.info({ plugin: plugin.client.name, health: next.health }, `device plugin health: ${next.health} (${next.healthDescription})`);
+      this.#log.info(
+        { plugin: plugin.client.name, health: next.health },
+        `device plugin health: ${next.health} (${next.healthDescription})`,
+      );
       this.#emit('health', structuredClone(plugin.health));
     }
     this.#refresh(plugin);
@@ -538,7 +540,11 @@ function nodeGroup(plugin: Plugin, group: DeviceGroup): NodeDeviceGroup {
         // A device is only as healthy as the plugin reporting it is.
         const device: NodeDevice =
           health === 'healthy'
-            ? { id: d.id, health: d.healthy ? 'healthy' : 'unhealthy', ...(d.healthDescription ? { healthDescription: d.healthDescription } : {}) }
+            ? {
+                id: d.id,
+                health: d.healthy ? 'healthy' : 'unhealthy',
+                ...(d.healthDescription ? { healthDescription: d.healthDescription } : {}),
+              }
             : { id: d.id, health, healthDescription: `withdrawn: ${healthDescription}` };
         if (d.locality) device.locality = { ...d.locality };
         return device;

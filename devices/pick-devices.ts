@@ -66,14 +66,16 @@ function matchGroups(name: string, groups: readonly NodeDeviceGroup[]): NodeDevi
   const known = groups.map((g) => g.id);
   const hint = guess ? ` (did you mean "${guess}"?)` : '';
   const form = parts.length > 3 || parts.includes('') ? '; a device name is vendor/type/name, vendor/type or type' : '';
-  throw new UnknownDeviceError(
-    `no device group matches "${name}"${hint}${form}; groups on this node: ${known.join(', ') || 'none'}`,
-    { details: { name, groups: known } },
-  );
+  throw new UnknownDeviceError(`no device group matches "${name}"${hint}${form}; groups on this node: ${known.join(', ') || 'none'}`, {
+    details: { name, groups: known },
+  });
 }
 
 function healthyIds(group: NodeDeviceGroup): string[] {
-  return group.devices.filter((d) => d.health === 'healthy').map((d) => d.id).sort();
+  return group.devices
+    .filter((d) => d.health === 'healthy')
+    .map((d) => d.id)
+    .sort();
 }
 
 /** "example/file/mock has 1 healthy of 3 (2 reserved); b: world-writable" style. */

@@ -4,13 +4,7 @@
  * not list a group twice, reuse a device id, or report a group that another plugin owns: with
  * duplicates, "which device is this?" has no single answer (reference/nomad.md section 7.3).
  */
-import {
-  ContainerReservation,
-  DeviceFingerprint,
-  DeviceStats,
-  groupId,
-  units,
-} from '../shared/device.js';
+import { ContainerReservation, DeviceFingerprint, DeviceStats, groupId, units } from '../shared/device.js';
 import type { SchemaIssue } from '../shared/errors.js';
 import { closest, compileSchema, type ValidationResult } from '../shared/schema.js';
 

@@ -134,9 +134,7 @@ export class DriverManager extends EventEmitter<DriverManagerEvents> {
     for (const handle of await this.#store.list()) {
       this.#handles.set(handle.config.id, handle);
     }
-    await Promise.all(
-      [...this.#drivers.values()].map((d) => this.#recoverAll(d, 'host restart').catch(() => undefined)),
-    );
+    await Promise.all([...this.#drivers.values()].map((d) => this.#recoverAll(d, 'host restart').catch(() => undefined)));
   }
 
   /** Resolves once every driver has fingerprinted (or failed), or when `timeoutMs` has passed. */

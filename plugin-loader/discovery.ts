@@ -47,7 +47,13 @@ const validateManifest = compileSchema<PluginManifest>(PluginManifest);
 const builtinRoot = fileURLToPath(new URL('..', import.meta.url));
 
 /** Folders of the plugins that ship with taskhost (loaded through the same workers as any plugin). */
-export const builtinPluginDirs: readonly string[] = ['drivers/docker', 'drivers/mock', 'drivers/raw_exec', 'devices/example-file', 'devices/nvidia'].map((d) => path.join(builtinRoot, d));
+export const builtinPluginDirs: readonly string[] = [
+  'drivers/docker',
+  'drivers/mock',
+  'drivers/raw_exec',
+  'devices/example-file',
+  'devices/nvidia',
+].map((d) => path.join(builtinRoot, d));
 
 /** Highest API version both sides speak, or undefined. Versions are "major.minor". */
 export function negotiateApiVersion(host: readonly string[], plugin: readonly string[]): string | undefined {

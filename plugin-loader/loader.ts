@@ -6,9 +6,9 @@
 import { EventEmitter } from 'eventemitter3';
 import { pino, type Logger } from 'pino';
 import {
-  PluginCrashedError,
+  type PluginCrashedError,
   PluginNotFoundError,
-  TaskhostError,
+  type TaskhostError,
   toErrorData,
   type ErrorData,
   type SchemaIssue,

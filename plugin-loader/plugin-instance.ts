@@ -166,9 +166,7 @@ export class PluginInstance extends EventEmitter<PluginInstanceEvents> {
    */
   async kill(reason = 'killed by the host'): Promise<void> {
     if (this.#state !== 'running' || !this.#worker) return;
-    await this.#worker.kill(
-      new PluginCrashedError(`plugin "${this.name}" ${reason}`, { details: { reason: 'killed' } }),
-    );
+    await this.#worker.kill(new PluginCrashedError(`plugin "${this.name}" ${reason}`, { details: { reason: 'killed' } }));
   }
 
   /** Clears a tripped breaker and starts the plugin again. */

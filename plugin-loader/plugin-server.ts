@@ -49,7 +49,7 @@ export class PluginServer {
     return true;
   }
 
-  async load({ entry, manifest }: LoadRequest): Promise<Envelope<LoadResult>> {
+  async load({ entry }: LoadRequest): Promise<Envelope<LoadResult>> {
     try {
       let mod: { default?: unknown };
       try {
@@ -66,9 +66,7 @@ export class PluginServer {
         }
       }
       if (typeof exported !== 'object' || exported === null) {
-        throw new PluginLoadError(
-          `${entry} must export default the plugin object or a function returning it, got ${kindOf(exported)}`,
-        );
+        throw new PluginLoadError(`${entry} must export default the plugin object or a function returning it, got ${kindOf(exported)}`);
       }
       const plugin = exported as Plugin;
       const info: unknown = typeof plugin.info === 'function' ? await plugin.info() : undefined;
@@ -106,7 +104,10 @@ export class PluginServer {
     const post = (msg: StreamMessage) => port.postMessage(msg);
     try {
       const iterable = this.#method(method).apply(this.#plugin, [...args, controller.signal]) as AsyncIterable<unknown>;
-      if (typeof iterable?.[Symbol.asyncIterator] !== 'function' && typeof (iterable as unknown as Iterable<unknown>)?.[Symbol.iterator] !== 'function') {
+      if (
+        typeof iterable?.[Symbol.asyncIterator] !== 'function' &&
+        typeof (iterable as unknown as Iterable<unknown>)?.[Symbol.iterator] !== 'function'
+      ) {
         throw new NotImplementedError(`${method}() must return an AsyncIterable, got ${kindOf(iterable)}`);
       }
       for await (const value of iterable) {

@@ -6,13 +6,7 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { EventEmitter } from 'eventemitter3';
 import { Piscina } from 'piscina';
-import {
-  CancelledError,
-  PluginCrashedError,
-  PluginError,
-  PluginShutdownError,
-  fromErrorData,
-} from '../shared/errors.js';
+import { CancelledError, PluginCrashedError, PluginError, PluginShutdownError, fromErrorData } from '../shared/errors.js';
 import type { PluginManifest } from '../shared/plugin.js';
 import type {
   CallRequest,
@@ -318,10 +312,10 @@ export function classifyCrash(options: { name: string; heapMB: number }, reason:
   const code = (err as { code?: unknown }).code;
   const exit = /worker exited with code: (-?\d+)/.exec(err.message);
   if (code === 'ERR_WORKER_OUT_OF_MEMORY') {
-    return new PluginCrashedError(
-      `plugin "${options.name}" ran out of memory (heap limit ${options.heapMB} MiB) and was stopped`,
-      { details: { reason: 'out-of-memory', heapMB: options.heapMB }, cause: err },
-    );
+    return new PluginCrashedError(`plugin "${options.name}" ran out of memory (heap limit ${options.heapMB} MiB) and was stopped`, {
+      details: { reason: 'out-of-memory', heapMB: options.heapMB },
+      cause: err,
+    });
   }
   if (exit) {
     const exitCode = Number(exit[1]);

@@ -53,22 +53,14 @@ export interface StreamRequest extends CallRequest {
 }
 
 /** Host to worker, on the session port. */
-export type ControlMessage =
-  | { type: 'ping'; seq: number }
-  | { type: 'cancel'; id: number }
-  | { type: 'close' };
+export type ControlMessage = { type: 'ping'; seq: number } | { type: 'cancel'; id: number } | { type: 'close' };
 
 /** Worker to host, on the session port. */
-export type WorkerMessage =
-  | { type: 'pong'; seq: number }
-  | { type: 'output'; stream: 'stdout' | 'stderr'; text: string };
+export type WorkerMessage = { type: 'pong'; seq: number } | { type: 'output'; stream: 'stdout' | 'stderr'; text: string };
 
 /** Host to worker, on a stream's port. */
 export type StreamControl = { type: 'credit'; n: number } | { type: 'cancel' };
 
 /** Worker to host, on a stream's port. The last message is `end` or `error`. */
 export type StreamMessage =
-  | { type: 'item'; value: unknown }
-  | { type: 'item'; json: string }
-  | { type: 'end' }
-  | { type: 'error'; error: ErrorData };
+  { type: 'item'; value: unknown } | { type: 'item'; json: string } | { type: 'end' } | { type: 'error'; error: ErrorData };

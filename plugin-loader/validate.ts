@@ -3,7 +3,7 @@
  * config against the schema that plugin declares. Every issue carries its JSON path.
  */
 import type { Logger } from 'pino';
-import { InvalidConfigError, PluginCrashedError, type SchemaIssue, TaskhostError } from '../shared/errors.js';
+import { InvalidConfigError, PluginCrashedError, type SchemaIssue, type TaskhostError } from '../shared/errors.js';
 import { loadAgentConfig, fillSupervision, type AgentConfig } from './agent-config.js';
 import { needsConfig, PluginLoader } from './loader.js';
 import { validatePluginConfig } from './plugin-instance.js';

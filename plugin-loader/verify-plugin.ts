@@ -20,9 +20,7 @@ export function verifyPlugin(manifest: PluginManifest, loaded: LoadResult): Load
   if (!checked.ok) throw new PluginLoadError(`info() returned an invalid value: ${formatIssues(checked.issues).join('; ')}`);
   const info = checked.value;
   if (info.name !== manifest.name || info.type !== manifest.type) {
-    throw new PluginLoadError(
-      `info() says ${info.type} "${info.name}" but package.json says ${manifest.type} "${manifest.name}"`,
-    );
+    throw new PluginLoadError(`info() says ${info.type} "${info.name}" but package.json says ${manifest.type} "${manifest.name}"`);
   }
   const schema = loaded.configSchema ?? null;
   if (schema !== null && (typeof schema !== 'object' || Array.isArray(schema))) {

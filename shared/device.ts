@@ -12,9 +12,31 @@ type Awaitable<T> = T | Promise<T>;
 
 /** Units an attribute or stat may carry; a number with a unit is a measurement, e.g. 80 GiB. */
 export const units = [
-  'B', 'KB', 'MB', 'GB', 'TB', 'KiB', 'MiB', 'GiB', 'TiB',
-  'B/s', 'KB/s', 'MB/s', 'GB/s', 'KiB/s', 'MiB/s', 'GiB/s',
-  'Hz', 'kHz', 'MHz', 'GHz', 'mW', 'W', 'kW', 'C', '%',
+  'B',
+  'KB',
+  'MB',
+  'GB',
+  'TB',
+  'KiB',
+  'MiB',
+  'GiB',
+  'TiB',
+  'B/s',
+  'KB/s',
+  'MB/s',
+  'GB/s',
+  'KiB/s',
+  'MiB/s',
+  'GiB/s',
+  'Hz',
+  'kHz',
+  'MHz',
+  'GHz',
+  'mW',
+  'W',
+  'kW',
+  'C',
+  '%',
 ] as const;
 export type Unit = (typeof units)[number];
 
@@ -106,10 +128,7 @@ export const DeviceGroupStats = Type.Object(
 export type DeviceGroupStats = Static<typeof DeviceGroupStats>;
 
 /** One stats message: every group's stats, sampled at `timestamp` (unix ms). */
-export const DeviceStats = Type.Object(
-  { timestamp: Type.Number(), groups: Type.Array(DeviceGroupStats) },
-  { additionalProperties: false },
-);
+export const DeviceStats = Type.Object({ timestamp: Type.Number(), groups: Type.Array(DeviceGroupStats) }, { additionalProperties: false });
 export type DeviceStats = Static<typeof DeviceStats>;
 
 export interface DevicePlugin<C = unknown> extends BasePlugin<C> {

@@ -192,8 +192,17 @@ export function signalNumber(signal: string): number | undefined {
 
 /** Methods every driver must implement (the driver manager refuses a driver missing one). */
 export const driverMethods: readonly string[] = [
-  'taskConfigSchema', 'capabilities', 'fingerprint', 'startTask', 'waitTask', 'stopTask',
-  'destroyTask', 'inspectTask', 'recoverTask', 'taskStats', 'taskEvents',
+  'taskConfigSchema',
+  'capabilities',
+  'fingerprint',
+  'startTask',
+  'waitTask',
+  'stopTask',
+  'destroyTask',
+  'inspectTask',
+  'recoverTask',
+  'taskStats',
+  'taskEvents',
 ];
 
 /** Task ids: `<allocId>/<name>/<8 hex>`; drivers may rely on it containing no whitespace. */

@@ -6,8 +6,7 @@ const whole = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/;
 const part = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
 
 /** A schema for a duration string such as "5s" or "1m30s". */
-export const Duration = (options: { default?: string; description?: string } = {}) =>
-  Type.String({ pattern: whole.source, ...options });
+export const Duration = (options: { default?: string; description?: string } = {}) => Type.String({ pattern: whole.source, ...options });
 
 /** Milliseconds in a duration string; throws a RangeError that quotes the bad value. */
 export function parseDuration(text: string): number {

@@ -116,7 +116,7 @@ export function variables(
   };
 }
 
-const reference = /\$\{([A-Za-z0-9_.\-]+)\}/g;
+const reference = /\$\{([A-Za-z0-9_.-]+)\}/g;
 
 /** Replaces each `${name}` the lookup knows; leaves unknown references exactly as written. */
 export function interpolate(text: string, lookup: (name: string) => string | undefined): string {

@@ -46,7 +46,8 @@ export function parseImageRef(text: string, path = ''): ImageRef {
   };
   if (text === '') fail('it is empty');
   if (/\s/.test(text)) fail('it contains whitespace');
-  if (imageIdPattern.test(text)) fail('that is an image id, not a reference: write a name, e.g. "busybox:1.35", or pin a digest with "busybox@sha256:<hex>"');
+  if (imageIdPattern.test(text))
+    fail('that is an image id, not a reference: write a name, e.g. "busybox:1.35", or pin a digest with "busybox@sha256:<hex>"');
 
   let rest = text;
   let digest: string | undefined;

@@ -5,13 +5,10 @@ import { setMaxListeners } from 'node:events';
  * subscribes `wake` to something and returns how to unsubscribe. Whichever way it ends, no timer
  * or listener stays behind, so a stream that pauses between items for hours leaks nothing.
  */
-export function pause(
-  ms: number,
-  signal: AbortSignal,
-  until?: (wake: () => void) => () => void,
-): Promise<void> {
+export function pause(ms: number, signal: AbortSignal, until?: (wake: () => void) => () => void): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
+    // eslint-disable-next-line prefer-const -- assigned after wake, which reads it, is made
     let unsubscribe: (() => void) | undefined;
     const wake = () => {
       clearTimeout(timer);

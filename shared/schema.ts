@@ -86,9 +86,7 @@ function closeObjects(schema: unknown, insideAllOf = false): unknown {
   for (const [key, value] of Object.entries(schema)) {
     if (key === 'allOf') out[key] = closeObjects(value, true);
     else if (key === 'properties' || key === 'definitions' || key === 'patternProperties') {
-      out[key] = Object.fromEntries(
-        Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, closeObjects(v)]),
-      );
+      out[key] = Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, closeObjects(v)]));
     } else if (key === 'enum' || key === 'const' || key === 'default' || key === 'examples') out[key] = value;
     else out[key] = closeObjects(value);
   }

@@ -39,7 +39,9 @@ export async function benchCommand(options: BenchCommandOptions): Promise<number
     await manager.waitForFirstFingerprint(15_000);
     const docker = manager.health().find((h) => h.name === 'docker');
     if (docker?.health !== 'healthy') {
-      io.stderr.write(`taskhost bench: the docker driver is ${docker?.health ?? 'not loaded'}${docker ? `: ${docker.healthDescription}` : ''}\n`);
+      io.stderr.write(
+        `taskhost bench: the docker driver is ${docker?.health ?? 'not loaded'}${docker ? `: ${docker.healthDescription}` : ''}\n`,
+      );
       return 1;
     }
     arms.push(driverArm(manager, options.image), engineApiArm(options.image), dockerCliArm(options.image));
@@ -53,7 +55,14 @@ export async function benchCommand(options: BenchCommandOptions): Promise<number
     });
     const ratios = ratiosOf(results);
     if (options.json) {
-      const document = { environment: describeEnvironment(), image: options.image, lifecycles: options.lifecycles, concurrency: options.concurrency, results, ratios };
+      const document = {
+        environment: describeEnvironment(),
+        image: options.image,
+        lifecycles: options.lifecycles,
+        concurrency: options.concurrency,
+        results,
+        ratios,
+      };
       io.stdout.write(JSON.stringify(document, null, 2) + '\n');
     } else io.stdout.write(render(results, ratios, options) + '\n');
     return results.some((r) => r.errors > 0) ? 1 : 0;
@@ -81,10 +90,25 @@ function ratiosOf(results: ArmResult[]): Ratio[] {
   const vsCli = ours.lifecycle.p50 / cli.lifecycle.p50;
   const throughput = ours.throughput / engine.throughput;
   return [
-    { name: 'lifecycle median, taskhost ÷ engine API', value: vsEngine, target: `<= ${targets.vsEngine}`, pass: vsEngine <= targets.vsEngine },
+    {
+      name: 'lifecycle median, taskhost ÷ engine API',
+      value: vsEngine,
+      target: `<= ${targets.vsEngine}`,
+      pass: vsEngine <= targets.vsEngine,
+    },
     { name: 'lifecycle median, taskhost ÷ docker CLI', value: vsCli, target: `<= ${targets.vsCli}`, pass: vsCli <= targets.vsCli },
-    { name: 'lifecycles/s, taskhost ÷ engine API', value: throughput, target: `>= ${targets.throughputVsEngine}`, pass: throughput >= targets.throughputVsEngine },
-    { name: 'event-loop delay p99 during taskhost, ms', value: ours.eventLoopP99Ms, target: `< ${targets.eventLoopP99Ms}`, pass: ours.eventLoopP99Ms < targets.eventLoopP99Ms },
+    {
+      name: 'lifecycles/s, taskhost ÷ engine API',
+      value: throughput,
+      target: `>= ${targets.throughputVsEngine}`,
+      pass: throughput >= targets.throughputVsEngine,
+    },
+    {
+      name: 'event-loop delay p99 during taskhost, ms',
+      value: ours.eventLoopP99Ms,
+      target: `< ${targets.eventLoopP99Ms}`,
+      pass: ours.eventLoopP99Ms < targets.eventLoopP99Ms,
+    },
   ];
 }
 
@@ -113,7 +137,10 @@ function render(results: ArmResult[], ratios: Ratio[], options: BenchCommandOpti
     formatTable(['arm', 'operation', 'min', 'median', 'p99', 'max', 'mean'], detail),
     '',
     `SUMMARY (lifecycle = create+start + stop + wait + remove)`,
-    formatTable(['arm', 'lifecycle median', 'lifecycle p99', `lifecycles/s @${options.concurrency}`, 'event-loop p99 ms', 'errors'], summary),
+    formatTable(
+      ['arm', 'lifecycle median', 'lifecycle p99', `lifecycles/s @${options.concurrency}`, 'event-loop p99 ms', 'errors'],
+      summary,
+    ),
     '',
     'RATIOS',
     formatTable(

@@ -7,13 +7,7 @@
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Type, type Static } from '@sinclair/typebox';
-import type {
-  ContainerReservation,
-  DeviceFingerprint,
-  DeviceGroup,
-  DevicePlugin,
-  DeviceStats,
-} from '../../shared/device.js';
+import type { ContainerReservation, DeviceFingerprint, DeviceGroup, DevicePlugin, DeviceStats } from '../../shared/device.js';
 import { Duration, parseDuration } from '../../shared/duration.js';
 import { DeviceUnhealthyError, InvalidConfigError, UnknownDeviceError } from '../../shared/errors.js';
 import type { SetConfigRequest } from '../../shared/plugin.js';
@@ -23,7 +17,10 @@ const version = '0.1.0';
 const group = { vendor: 'example', type: 'file', name: 'mock' } as const;
 
 export const ExampleFileConfig = Type.Object({
-  dir: Type.String({ minLength: 1, description: 'directory whose regular files are the devices (relative to the agent\'s working directory)' }),
+  dir: Type.String({
+    minLength: 1,
+    description: "directory whose regular files are the devices (relative to the agent's working directory)",
+  }),
   listPeriod: Duration({ default: '5s', description: 'how often the directory is scanned for changes' }),
 });
 export type ExampleFileConfig = Static<typeof ExampleFileConfig>;
@@ -62,7 +59,9 @@ export default function exampleFileDevice() {
       const unknown = deviceIds.filter((id) => !devices.has(id));
       if (unknown.length) {
         const names = unknown.map((id) => JSON.stringify(id)).join(', ');
-        throw new UnknownDeviceError(`example-file has no device ${names} in ${dir} (devices: ${[...devices.keys()].join(', ') || 'none'})`);
+        throw new UnknownDeviceError(
+          `example-file has no device ${names} in ${dir} (devices: ${[...devices.keys()].join(', ') || 'none'})`,
+        );
       }
       const sick = deviceIds.map((id) => devices.get(id)!).filter((d) => !d.healthy);
       if (sick.length) throw new DeviceUnhealthyError(sick.map((d) => `device "${d.id}" is ${healthDescription(d)}`).join('; '));

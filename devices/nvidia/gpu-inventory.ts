@@ -40,7 +40,13 @@ export function readInventory(stdout: string, stderr: string, previous: readonly
   const notes: string[] = [];
   const gpus: Gpu[] = [];
   const byBus = new Map(previous.filter((g) => g.pciBusId).map((g) => [normalizeBusId(g.pciBusId!), g]));
-  const stray = [...other, ...stderr.split(/\r?\n/).map((l) => l.trim()).filter(Boolean)];
+  const stray = [
+    ...other,
+    ...stderr
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter(Boolean),
+  ];
 
   for (const row of rows) {
     const value = (f: keyof typeof field) => row[field[f]]!;
@@ -53,7 +59,9 @@ export function readInventory(stdout: string, stderr: string, previous: readonly
     const before = busId !== undefined ? byBus.get(normalizeBusId(busId)) : undefined;
     const uuid = notAReading(value('uuid')) === undefined ? value('uuid') : before?.id;
     if (uuid === undefined) {
-      notes.push(`a GPU at index ${value('index')} (PCI ${value('pci.bus_id')}) reports no UUID (${value('uuid')}): it is left out until it does`);
+      notes.push(
+        `a GPU at index ${value('index')} (PCI ${value('pci.bus_id')}) reports no UUID (${value('uuid')}): it is left out until it does`,
+      );
       continue;
     }
     if (gpus.some((g) => g.id === uuid)) {
@@ -66,7 +74,8 @@ export function readInventory(stdout: string, stderr: string, previous: readonly
       if (why !== undefined) problems.push(`${f} is ${why}`);
     }
     const memory = toNumber(value('memory.total'));
-    if (memory === undefined && notAReading(value('memory.total')) === undefined) problems.push(`memory.total "${value('memory.total')}" is not a number`);
+    if (memory === undefined && notAReading(value('memory.total')) === undefined)
+      problems.push(`memory.total "${value('memory.total')}" is not a number`);
     const gpu: Gpu = {
       id: uuid,
       model: notAReading(value('name')) === undefined ? value('name') : (before?.model ?? 'unknown'),
@@ -103,7 +112,10 @@ export function readInventory(stdout: string, stderr: string, previous: readonly
  */
 export function groupName(model: string): string {
   const bare = model.trim().replace(/^nvidia\s+/i, '');
-  const safe = bare.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').replace(/[-_.]+$/, '');
+  const safe = bare
+    .replace(/[^A-Za-z0-9_.-]+/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .replace(/[-_.]+$/, '');
   return safe || 'unknown';
 }
 

@@ -24,7 +24,11 @@ import { closingController, pause as sleep } from '../../shared/pause.js';
 const version = '0.1.0';
 
 export const NvidiaConfig = Type.Object({
-  nvidiaSmi: Type.String({ minLength: 1, default: 'nvidia-smi', description: 'the nvidia-smi program: an absolute path, or a name looked up on PATH' }),
+  nvidiaSmi: Type.String({
+    minLength: 1,
+    default: 'nvidia-smi',
+    description: 'the nvidia-smi program: an absolute path, or a name looked up on PATH',
+  }),
   fingerprintPeriod: Duration({ default: '1m', description: 'how often the GPUs are looked at again; fingerprint() reports only changes' }),
 });
 export type NvidiaConfig = Static<typeof NvidiaConfig>;
@@ -107,7 +111,8 @@ export default function nvidiaDevicePlugin(options: NvidiaOptions = {}) {
         const found = readInventory(stdout, stderr, gpus);
         if (result.kind === 'failed' && found.gpus.length === 0) return noList(result.message);
         for (const note of found.notes) tell(`note:${note}`, note);
-        const listed = result.kind === 'failed' ? `${config.nvidiaSmi} exited with code ${result.exitCode}, listing` : `${config.nvidiaSmi} lists`;
+        const listed =
+          result.kind === 'failed' ? `${config.nvidiaSmi} exited with code ${result.exitCode}, listing` : `${config.nvidiaSmi} lists`;
         tell('status', `${listed} ${summary(found.gpus)}`);
         for (const gpu of found.gpus) {
           if (!gpu.healthy) tell(`gpu:${gpu.id}`, `GPU ${gpu.id} is unhealthy: ${gpu.healthDescription}`);
@@ -182,9 +187,12 @@ export default function nvidiaDevicePlugin(options: NvidiaOptions = {}) {
       const chosen = ids.map((id) => byId.get(id)!);
       const sick = chosen.filter((g) => !g.healthy || g.index === undefined);
       if (sick.length) {
-        throw new DeviceUnhealthyError(sick.map((g) => `GPU ${g.id} is unhealthy: ${g.healthDescription ?? 'its index is unknown'}`).join('; '), {
-          details: { ids: sick.map((g) => g.id) },
-        });
+        throw new DeviceUnhealthyError(
+          sick.map((g) => `GPU ${g.id} is unhealthy: ${g.healthDescription ?? 'its index is unknown'}`).join('; '),
+          {
+            details: { ids: sick.map((g) => g.id) },
+          },
+        );
       }
       const nodes = [...chosen.map((g) => `/dev/nvidia${g.index}`), ...controlNodes.filter((p) => pathExists(p))];
       return {

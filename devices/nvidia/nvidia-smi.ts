@@ -55,8 +55,13 @@ export function runNvidiaSmi(program: string, args: readonly string[], options: 
         }
         const exitCode = typeof code === 'number' ? code : null;
         const killedBy = (err as { signal?: string | null }).signal;
-        const said = (stderr.trim() || stdout.trim()).split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
-        const how = exitCode !== null ? `exited with code ${exitCode}` : killedBy ? `was killed by ${killedBy}` : `could not be run (${err.message})`;
+        const said = (stderr.trim() || stdout.trim())
+          .split('\n')
+          .map((l) => l.trim())
+          .filter(Boolean)
+          .join(' ');
+        const how =
+          exitCode !== null ? `exited with code ${exitCode}` : killedBy ? `was killed by ${killedBy}` : `could not be run (${err.message})`;
         resolve({ kind: 'failed', exitCode, stdout, stderr, message: `${program} ${how}${said ? `: ${said}` : ''}` });
       },
     );

@@ -20,11 +20,7 @@ export interface ContainerExecOptions {
   localEngine: boolean;
 }
 
-export async function execInContainer(
-  container: Docker.Container,
-  command: string[],
-  options: ContainerExecOptions,
-): Promise<ExecResult> {
+export async function execInContainer(container: Docker.Container, command: string[], options: ContainerExecOptions): Promise<ExecResult> {
   const exec = await container.exec({ Cmd: command, AttachStdout: true, AttachStderr: true, abortSignal: shortCall(options.signal) });
   const stream = await exec.start({ hijack: true, stdin: false });
   const stdout = new OutputTail(execOutputLimit);
@@ -57,7 +53,12 @@ export async function execInContainer(
     const killed = await killExec(exec, options.localEngine);
     exitResult = killed
       ? { ...signalExit('SIGKILL'), err: `"${command[0]}" did not finish within ${options.timeoutMs}ms and was killed` }
-      : { exitCode: -1, signal: null, oomKilled: false, err: `"${command[0]}" did not finish within ${options.timeoutMs}ms; it may still be running in the container` };
+      : {
+          exitCode: -1,
+          signal: null,
+          oomKilled: false,
+          err: `"${command[0]}" did not finish within ${options.timeoutMs}ms; it may still be running in the container`,
+        };
   } else {
     exitResult = { exitCode: await exitCodeOf(exec), signal: null, oomKilled: false };
   }
@@ -91,4 +92,3 @@ async function killExec(exec: Docker.Exec, localEngine: boolean): Promise<boolea
     return false;
   }
 }
-

@@ -55,7 +55,11 @@ const mtimeSlackMs = 20;
  * time, per stream; undefined (from the start) for a file it never wrote to.
  */
 export async function logFileTimes(config: LogTarget): Promise<{ stdout?: number; stderr?: number }> {
-  const after = (file: string) => stat(file).then((s) => (s.size > 0 ? s.mtimeMs + mtimeSlackMs : undefined), () => undefined);
+  const after = (file: string) =>
+    stat(file).then(
+      (s) => (s.size > 0 ? s.mtimeMs + mtimeSlackMs : undefined),
+      () => undefined,
+    );
   const [stdout, stderr] = await Promise.all([after(config.stdoutPath), after(config.stderrPath)]);
   return { ...(stdout !== undefined ? { stdout } : {}), ...(stderr !== undefined ? { stderr } : {}) };
 }

@@ -142,7 +142,10 @@ function checkPolicy(config: DockerTaskConfig, plugin: DockerConfig): void {
   const allowed = new Set(plugin.allowCaps.map(capName));
   config.capAdd?.forEach((cap, i) => {
     if (!allowed.has(capName(cap))) {
-      refuse(`/capAdd/${i}`, `capability ${capName(cap)} is not allowed: add it to allowCaps in the docker plugin config (allowed: ${[...allowed].join(', ')})`);
+      refuse(
+        `/capAdd/${i}`,
+        `capability ${capName(cap)} is not allowed: add it to allowCaps in the docker plugin config (allowed: ${[...allowed].join(', ')})`,
+      );
     }
   });
   for (const key of Object.keys(config.labels ?? {})) {

@@ -10,7 +10,11 @@ import type Docker from 'dockerode';
 export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
 
 /** Resolves with the Engine's answer once the condition is met; never times out by itself. */
-export function waitContainer(container: Docker.Container, condition: WaitCondition, signal: AbortSignal): Promise<{ StatusCode?: number }> {
+export function waitContainer(
+  container: Docker.Container,
+  condition: WaitCondition,
+  signal: AbortSignal,
+): Promise<{ StatusCode?: number }> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(abortError());
     container.modem.dial(

@@ -47,7 +47,8 @@ export async function findDangling(docker: Docker, options: ReconcileOptions): P
     // Checked again here: some Engines have ignored label filters.
     const labels = c.Labels ?? {};
     const taskId = labels[taskLabels.taskId];
-    const ours = labels[taskLabels.managed] === 'true' && labels[taskLabels.driver] === 'docker' && labels[taskLabels.agent] === options.agentDir;
+    const ours =
+      labels[taskLabels.managed] === 'true' && labels[taskLabels.driver] === 'docker' && labels[taskLabels.agent] === options.agentDir;
     if (!ours || !taskId) continue;
     if (options.isTracked(taskId)) continue;
     // The list gives whole seconds, rounded down: counted from the end of that second, a
@@ -66,7 +67,9 @@ export async function reconcileDangling(docker: Docker, options: ReconcileOption
   const removed: DanglingContainer[] = [];
   for (const c of dangling) {
     try {
-      await docker.getContainer(c.id).remove({ force: true, v: true, abortSignal: shortCall(options.signal) } as Docker.ContainerRemoveOptions);
+      await docker
+        .getContainer(c.id)
+        .remove({ force: true, v: true, abortSignal: shortCall(options.signal) } as Docker.ContainerRemoveOptions);
       removed.push(c);
     } catch (err) {
       // Gone already: someone else cleaned it up.

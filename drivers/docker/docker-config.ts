@@ -8,8 +8,20 @@ import { StringEnum } from '../../shared/schema.js';
 
 /** Docker's own default capability set: what a task may add back after dropping it. */
 export const dockerDefaultCaps: readonly string[] = [
-  'CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID',
-  'SETFCAP', 'SETPCAP', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE',
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'FSETID',
+  'FOWNER',
+  'MKNOD',
+  'NET_RAW',
+  'SETGID',
+  'SETUID',
+  'SETFCAP',
+  'SETPCAP',
+  'NET_BIND_SERVICE',
+  'SYS_CHROOT',
+  'KILL',
+  'AUDIT_WRITE',
 ];
 
 /** The endpoint used when the config and DOCKER_HOST name none. */
@@ -22,7 +34,8 @@ export const DockerConfig = Type.Object({
   endpoint: Type.Optional(
     Type.String({
       pattern: '^(unix://|tcp://).+',
-      description: 'the Docker Engine: unix:///path/to/docker.sock or tcp://host:port; default: DOCKER_HOST, else unix:///var/run/docker.sock',
+      description:
+        'the Docker Engine: unix:///path/to/docker.sock or tcp://host:port; default: DOCKER_HOST, else unix:///var/run/docker.sock',
     }),
   ),
   auth: Type.Object(
@@ -36,7 +49,10 @@ export const DockerConfig = Type.Object({
     {
       image: Type.Boolean({ default: true, description: 'remove an image once no task has used it for imageDelay' }),
       imageDelay: Duration({ default: '3m' }),
-      container: Type.Boolean({ default: true, description: "remove a task's container when the task is destroyed, and reap dangling ones" }),
+      container: Type.Boolean({
+        default: true,
+        description: "remove a task's container when the task is destroyed, and reap dangling ones",
+      }),
       danglingGrace: Duration({ default: '5m', description: 'a labelled container nobody tracks is removed once it is this old' }),
       dryRun: Type.Boolean({ default: false, description: 'only report the dangling containers that would be removed' }),
       reconcileInterval: Duration({ default: '5m', description: 'how often to look for dangling containers' }),
@@ -70,7 +86,9 @@ export const DockerTaskConfig = Type.Object({
   env: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String(), { description: 'more environment, over the task env' })),
   labels: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String())),
   workDir: Type.Optional(Type.String({ minLength: 1 })),
-  user: Type.Optional(Type.String({ minLength: 1, description: "user[:group] inside the container; default: the task's user, else the image's" })),
+  user: Type.Optional(
+    Type.String({ minLength: 1, description: "user[:group] inside the container; default: the task's user, else the image's" }),
+  ),
   networkMode: StringEnum(['none', 'host'], { default: 'none' }),
   volumes: Type.Optional(
     Type.Array(Type.String({ pattern: '^[^:]+:/[^:]*(:(ro|rw))?$', description: '"host:container[:ro]"; needs volumes.enabled' })),

@@ -106,7 +106,10 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
     const config = parseWith(validateConfig, request.config ?? {}, 'docker driver config');
     const forged = Object.keys(config.extraLabels).filter((key) => key.startsWith(labelPrefix));
     if (forged.length) {
-      const issues = forged.map((key) => ({ path: `/extraLabels/${key}`, message: `labels under "${labelPrefix}" are set by taskhost itself` }));
+      const issues = forged.map((key) => ({
+        path: `/extraLabels/${key}`,
+        message: `labels under "${labelPrefix}" are set by taskhost itself`,
+      }));
       throw new InvalidConfigError(`docker driver config is invalid: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, {
         details: { errors: issues },
       });
@@ -349,8 +352,10 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
       now: options.now ?? Date.now(),
       signal: this.#closing.signal,
     });
-    for (const c of result.wouldRemove) this.#log(`dry run: would remove dangling container ${c.name} (${c.id.slice(0, 12)}) of task "${c.taskId}", created ${c.createdAt}`);
-    for (const c of result.removed) this.#log(`removed dangling container ${c.name} (${c.id.slice(0, 12)}) of task "${c.taskId}", created ${c.createdAt}`);
+    for (const c of result.wouldRemove)
+      this.#log(`dry run: would remove dangling container ${c.name} (${c.id.slice(0, 12)}) of task "${c.taskId}", created ${c.createdAt}`);
+    for (const c of result.removed)
+      this.#log(`removed dangling container ${c.name} (${c.id.slice(0, 12)}) of task "${c.taskId}", created ${c.createdAt}`);
     return result;
   }
 
@@ -374,7 +379,14 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
     const friendly = parseImageRef(image.reference).familiar;
     let container: Docker.Container | undefined;
     try {
-      const spec = containerSpec({ task: cfg, config, plugin: this.#config, image: friendly, imageEnv: image.env, agentDir: this.#agentDir });
+      const spec = containerSpec({
+        task: cfg,
+        config,
+        plugin: this.#config,
+        image: friendly,
+        imageEnv: image.env,
+        agentDir: this.#agentDir,
+      });
       // Bind mounts need their sources; the host made them, but a direct caller may not have.
       await Promise.all([cfg.allocDir, cfg.taskDir, cfg.secretsDir].map((dir) => mkdir(dir, { recursive: true })));
       container = await this.#create(cfg, spec);
@@ -417,7 +429,8 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
       });
     const stop = signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal;
     const image = await this.#imageService().ensure(config.image, { policy: config.pullPolicy, onProgress, signal: stop });
-    if (image.pulled) this.#emit(cfg, `pulled image ${parseImageRef(image.reference).familiar}`, { image: image.reference, imageId: image.id });
+    if (image.pulled)
+      this.#emit(cfg, `pulled image ${parseImageRef(image.reference).familiar}`, { image: image.reference, imageId: image.id });
     return image;
   }
 
@@ -433,7 +446,9 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
     const existing = docker.getContainer(spec.name!);
     const info = await existing.inspect({ abortSignal: shortCall() }).catch(() => undefined);
     if (info?.Config.Labels?.[taskLabels.taskId] !== cfg.id) {
-      throw new PluginError(`cannot create container ${spec.name}: a container of that name exists and is not task "${cfg.id}"'s; remove it`);
+      throw new PluginError(
+        `cannot create container ${spec.name}: a container of that name exists and is not task "${cfg.id}"'s; remove it`,
+      );
     }
     await removeContainer(existing);
     try {
@@ -552,7 +567,11 @@ async function removeContainer(container: Docker.Container): Promise<void> {
 function engineError(what: string, err: unknown): TaskhostError {
   const status = dockerStatus(err);
   const recoverable = status === undefined || status >= 500;
-  return new PluginError(`${what}: ${daemonMessage(err)}`, { recoverable, cause: err, ...(status ? { details: { statusCode: status } } : {}) });
+  return new PluginError(`${what}: ${daemonMessage(err)}`, {
+    recoverable,
+    cause: err,
+    ...(status ? { details: { statusCode: status } } : {}),
+  });
 }
 
 /** A start the Engine refused for the task's own reasons (command not found...) is a config error. */

@@ -62,7 +62,9 @@ export class DockerFingerprint {
       'driver.docker': true,
       'driver.docker.version': version.Version,
       'driver.docker.api_version': version.ApiVersion,
-      'driver.docker.runtimes': Object.keys(info.Runtimes ?? {}).sort().join(','),
+      'driver.docker.runtimes': Object.keys(info.Runtimes ?? {})
+        .sort()
+        .join(','),
       'driver.docker.os': info.OSType ?? version.Os,
     };
   }

@@ -213,15 +213,21 @@ export class DockerImageService implements ImageService {
     const deadline = AbortSignal.timeout(this.requestTimeoutMs);
     try {
       // dockerode's Image.inspect ignores abortSignal (lib/image.js), so we stop waiting instead.
-      const info = await untilAborted(this.docker.getImage(ref.reference).inspect(), signal ? AbortSignal.any([signal, deadline]) : deadline);
+      const info = await untilAborted(
+        this.docker.getImage(ref.reference).inspect(),
+        signal ? AbortSignal.any([signal, deadline]) : deadline,
+      );
       return { id: info.Id, env: info.Config?.Env ?? [] };
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) return undefined;
       if (signal?.aborted) throw whose === 'pull' ? signal.reason : cancelled(ref, signal);
       if (deadline.aborted) {
-        throw new TimeoutError(`the Docker engine did not answer an inspect of ${ref.familiar} within ${formatDuration(this.requestTimeoutMs)}`, {
-          details: { image: ref.reference },
-        });
+        throw new TimeoutError(
+          `the Docker engine did not answer an inspect of ${ref.familiar} within ${formatDuration(this.requestTimeoutMs)}`,
+          {
+            details: { image: ref.reference },
+          },
+        );
       }
       throw engineError(`inspecting image ${ref.familiar} failed`, ref, err);
     }
@@ -271,10 +277,13 @@ function pullError(ref: ImageRef, err: unknown, auth: RegistryAuth | undefined):
   const status = (err as { statusCode?: number }).statusCode;
   const said = daemonMessage(err);
   if (status === 404) {
-    return new PluginError(`image not found: ${ref.familiar} (the registry ${ref.registry} has no such repository, tag or digest: ${said})`, {
-      cause: err,
-      details: { image: ref.reference, reason: 'not-found', statusCode: status },
-    });
+    return new PluginError(
+      `image not found: ${ref.familiar} (the registry ${ref.registry} has no such repository, tag or digest: ${said})`,
+      {
+        cause: err,
+        details: { image: ref.reference, reason: 'not-found', statusCode: status },
+      },
+    );
   }
   if (status === 401 || status === 403 || (status !== undefined && authFailure.test(said))) {
     const what = auth

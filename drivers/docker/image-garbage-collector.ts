@@ -91,8 +91,7 @@ export class ImageGarbageCollector {
       else if (status === 409) this.options.log('info', `kept image ${imageId}: ${daemonMessage(err)}`);
       else if (controller.signal.aborted && (this.closed || this.users.has(imageId))) {
         this.options.log('debug', `removal of image ${imageId} called off while in flight`);
-      }
-      else this.options.log('warn', `could not remove image ${imageId}: ${daemonMessage(err)}`);
+      } else this.options.log('warn', `could not remove image ${imageId}: ${daemonMessage(err)}`);
     } finally {
       clearTimeout(timer);
       this.removing.delete(imageId);

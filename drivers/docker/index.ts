@@ -12,7 +12,10 @@ import { DockerImageService } from './docker-image-service.js';
 
 /** The image service for a driver config. */
 export function dockerImageService(docker: Docker, config: DockerConfig, log: (message: string) => void): DockerImageService {
-  const auth = { ...(config.auth.config ? { config: config.auth.config } : {}), ...(config.auth.helper ? { helper: config.auth.helper } : {}) };
+  const auth = {
+    ...(config.auth.config ? { config: config.auth.config } : {}),
+    ...(config.auth.helper ? { helper: config.auth.helper } : {}),
+  };
   return new DockerImageService(docker, {
     pullActivityTimeoutMs: parseDuration(config.pullActivityTimeout),
     pullTimeoutMs: parseDuration(config.pullTimeout),

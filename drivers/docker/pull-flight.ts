@@ -71,16 +71,21 @@ export class PullFlight {
     if (totalTimeoutMs > 0) {
       this.totalTimer = setTimeout(() => {
         this.abort(
-          new TimeoutError(`pulling ${image.familiar} took longer than ${formatDuration(totalTimeoutMs)}: aborted (raise the pull timeout for big images)`, {
-            details: { image: image.reference, reason: 'pull-timeout', timeoutMs: totalTimeoutMs },
-          }),
+          new TimeoutError(
+            `pulling ${image.familiar} took longer than ${formatDuration(totalTimeoutMs)}: aborted (raise the pull timeout for big images)`,
+            {
+              details: { image: image.reference, reason: 'pull-timeout', timeoutMs: totalTimeoutMs },
+            },
+          ),
         );
       }, totalTimeoutMs);
     }
-    options.run(this.controller.signal, (event) => this.onEvent(event)).then(
-      (image) => this.settle(image, undefined),
-      (err: unknown) => this.settle(undefined, err),
-    );
+    options
+      .run(this.controller.signal, (event) => this.onEvent(event))
+      .then(
+        (image) => this.settle(image, undefined),
+        (err: unknown) => this.settle(undefined, err),
+      );
   }
 
   /** How many callers are waiting. */
@@ -152,7 +157,10 @@ export class PullFlight {
       joined.waiter.onProgress?.(progress);
     } catch (err) {
       // A caller's broken progress handler must not break the pull for the others.
-      this.options.log('warn', `a pull progress handler for ${this.options.image.familiar} threw: ${(err as Error)?.message ?? String(err)}`);
+      this.options.log(
+        'warn',
+        `a pull progress handler for ${this.options.image.familiar} threw: ${(err as Error)?.message ?? String(err)}`,
+      );
     }
   }
 

@@ -70,7 +70,8 @@ export class PullProgressTracker {
     }
     const layersTotal = this.layers.size;
     const bytes = totalBytes > 0 ? `, ${mebibytes(currentBytes)} of ${mebibytes(totalBytes)} MiB` : '';
-    const layers = layersTotal > 0 ? `: ${layersDone} of ${layersTotal} layers${bytes}` : complete ? ': nothing to download' : ': resolving';
+    const layers =
+      layersTotal > 0 ? `: ${layersDone} of ${layersTotal} layers${bytes}` : complete ? ': nothing to download' : ': resolving';
     const message = `${complete ? 'Pulled' : 'Pulling'} ${this.label}${layers}`;
     return { image: this.image, message, currentBytes, totalBytes, layersDone, layersTotal };
   }

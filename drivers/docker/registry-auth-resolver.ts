@@ -17,9 +17,7 @@ export interface RegistryAuthConfig {
 }
 
 /** What the engine takes as X-Registry-Auth for one pull (dockerode's `authconfig`). */
-export type RegistryAuth =
-  | { username: string; password: string; serveraddress: string }
-  | { identitytoken: string; serveraddress: string };
+export type RegistryAuth = { username: string; password: string; serveraddress: string } | { identitytoken: string; serveraddress: string };
 
 /** Finds credentials for a registry host ("docker.io", "127.0.0.1:5001"); undefined for none. */
 export type RegistryAuthResolver = (registry: string, signal?: AbortSignal) => Promise<RegistryAuth | undefined>;
@@ -38,10 +36,7 @@ interface DockerConfigFile {
 }
 
 /** A resolver over a docker config file and/or a credential helper, in the order `docker pull` uses. */
-export function registryAuthResolver(
-  config: RegistryAuthConfig,
-  options: { helperTimeoutMs?: number } = {},
-): RegistryAuthResolver {
+export function registryAuthResolver(config: RegistryAuthConfig, options: { helperTimeoutMs?: number } = {}): RegistryAuthResolver {
   const helperTimeoutMs = options.helperTimeoutMs ?? 10_000;
   if (config.helper !== undefined) checkHelperName(config.helper, 'auth.helper');
   return async (registry, signal) => {
@@ -67,7 +62,10 @@ export function registryAuthResolver(
 
 /** "https://index.docker.io/v1/" → "docker.io", "http://127.0.0.1:5001/v2/" → "127.0.0.1:5001". */
 export function registryHost(keyOrHost: string): string {
-  const host = keyOrHost.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').split('/')[0]!.toLowerCase();
+  const host = keyOrHost
+    .replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')
+    .split('/')[0]!
+    .toLowerCase();
   return hubHosts.has(host) ? DOCKER_HUB : host;
 }
 
@@ -154,7 +152,8 @@ async function runHelper(
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new PluginError(`the credential helper ${program} was not found on PATH (asked for ${host})`, { cause: error });
     }
-    if (deadline.aborted) throw new TimeoutError(`the credential helper ${program} did not answer within ${timeoutMs} ms (asked for ${host})`);
+    if (deadline.aborted)
+      throw new TimeoutError(`the credential helper ${program} did not answer within ${timeoutMs} ms (asked for ${host})`);
     throw signal?.aborted ? signal.reason : new PluginError(`the credential helper ${program} failed: ${error.message}`, { cause: error });
   }
   if (code !== 0) {

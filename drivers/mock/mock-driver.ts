@@ -150,7 +150,7 @@ export class MockDriver implements DriverPlugin<MockConfig> {
   }
 
   /** Answers at once with the scripted result, so `timeoutMs` never comes into play. */
-  async execTask(taskId: string, command: string[], timeoutMs: number): Promise<ExecResult> {
+  async execTask(taskId: string, command: string[], _timeoutMs: number): Promise<ExecResult> {
     return this.#task(taskId).exec(command);
   }
 

@@ -13,9 +13,7 @@ const ExitCode = (description: string) => Type.Integer({ minimum: 0, maximum: 25
 export const MockTaskConfig = Type.Object({
   runFor: Duration({ default: '0s', description: 'how long the task runs before it exits by itself' }),
   exitCode: ExitCode('the code the task exits with'),
-  exitSignal: Type.Optional(
-    StringEnum(signalNames, { description: 'the task dies of this signal instead (exit code 128 + its number)' }),
-  ),
+  exitSignal: Type.Optional(StringEnum(signalNames, { description: 'the task dies of this signal instead (exit code 128 + its number)' })),
   oomKilled: Type.Boolean({ default: false, description: 'the exit reports the task ran out of memory' }),
   startError: Type.Optional(Type.String({ description: 'startTask fails with this message' })),
   startErrorRecoverable: Type.Boolean({ default: false, description: 'whether that failure is worth a retry' }),

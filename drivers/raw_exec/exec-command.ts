@@ -64,4 +64,3 @@ export function execCommand(command: [string, ...string[]], options: ExecOptions
     });
   });
 }
-

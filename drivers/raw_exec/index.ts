@@ -23,7 +23,7 @@ import { Duration, parseDuration } from '../../shared/duration.js';
 import {
   InvalidConfigError,
   TaskExistsError,
-  TaskhostError,
+  type TaskhostError,
   TaskNotFoundError,
   TaskNotRunningError,
   TaskRunningError,
@@ -305,7 +305,14 @@ function spawnFailure(command: string, env: Record<string, string>, err: unknown
 function driverState(value: unknown): DriverState {
   const s = value as Partial<DriverState> | null;
   const positive = (n: unknown) => Number.isInteger(n) && (n as number) > 0;
-  if (typeof s !== 'object' || s === null || !positive(s.pid) || !positive(s.pgid) || !Number.isInteger(s.startTime) || typeof s.startedAt !== 'string') {
+  if (
+    typeof s !== 'object' ||
+    s === null ||
+    !positive(s.pid) ||
+    !positive(s.pgid) ||
+    !Number.isInteger(s.startTime) ||
+    typeof s.startedAt !== 'string'
+  ) {
     throw invalid('/driverState', 'the task handle has no raw_exec driver state ({ pid, pgid, startTime, startedAt })');
   }
   return s as DriverState;

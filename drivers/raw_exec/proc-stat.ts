@@ -29,7 +29,10 @@ export function parseProcStat(text: string): ProcStat {
   // The command name (field 2) is in parentheses and may itself hold spaces and ')':
   // only what follows the last ')' splits cleanly. rest[0] is field 3.
   const close = text.lastIndexOf(')');
-  const rest = text.slice(close + 2).trim().split(' ');
+  const rest = text
+    .slice(close + 2)
+    .trim()
+    .split(' ');
   const field = (n: number) => Number(rest[n - 3]);
   return {
     pid: Number(text.slice(0, text.indexOf(' '))),

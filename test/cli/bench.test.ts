@@ -20,7 +20,10 @@ t.test('bench runs lifecycles on all three arms and reports ratios', async (t) =
     results: { name: string; errors: number; throughput: number; lifecycle: { n: number }; operations: Record<string, { n: number }> }[];
     ratios: { name: string; value: number; pass: boolean }[];
   };
-  t.same(doc.results.map((r) => r.name), ['taskhost', 'engine-api', 'docker-cli']);
+  t.same(
+    doc.results.map((r) => r.name),
+    ['taskhost', 'engine-api', 'docker-cli'],
+  );
   for (const r of doc.results) {
     t.equal(r.errors, 0, `${r.name}: no failed lifecycle`);
     t.equal(r.lifecycle.n, 2);
@@ -43,7 +46,14 @@ t.test('bench refuses bad counts and an unhealthy driver', async (t) => {
   t.equal(bad.code, 2);
   t.match(bad.stderr, /--lifecycles must be a positive integer/);
   const agentBad = path.join(work, 'agent-bad.json');
-  writeFileSync(agentBad, JSON.stringify({ pluginDir: path.join(work, 'plugins'), dataDir: path.join(work, 'data'), plugins: { docker: { config: { endpoint: 'unix:///nonexistent.sock' } } } }));
+  writeFileSync(
+    agentBad,
+    JSON.stringify({
+      pluginDir: path.join(work, 'plugins'),
+      dataDir: path.join(work, 'data'),
+      plugins: { docker: { config: { endpoint: 'unix:///nonexistent.sock' } } },
+    }),
+  );
   const down = await runCli(['--config', agentBad, 'bench', '-n', '1']);
   t.equal(down.code, 1);
   t.match(down.stderr, /the docker driver is (undetected|unhealthy)/);

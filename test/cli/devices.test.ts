@@ -20,7 +20,16 @@ t.test('devices: a row per device with its health; --json: the groups and the pl
 
   const json = await runCli(['--config', withExample(), 'devices', '--json']);
   const doc = JSON.parse(json.stdout) as { groups: NodeDeviceGroup[]; plugins: DevicePluginHealth[] };
-  t.match(doc.groups, [{ id: 'example/file/mock', plugin: 'example-file', devices: [{ id: 'a', health: 'healthy' }, { id: 'b', health: 'unhealthy' }] }]);
+  t.match(doc.groups, [
+    {
+      id: 'example/file/mock',
+      plugin: 'example-file',
+      devices: [
+        { id: 'a', health: 'healthy' },
+        { id: 'b', health: 'unhealthy' },
+      ],
+    },
+  ]);
   t.match(doc.plugins, [{ name: 'example-file', health: 'healthy', groups: ['example/file/mock'] }]);
 });
 
@@ -30,7 +39,10 @@ t.test('devices: without device plugins, it says so; a plugin with no groups get
   t.equal(none.stdout, 'no device plugin is running (taskhost plugins says why)\n');
   const missing = path.join(work, 'missing');
   const broken = await runCli(['--config', agent({ 'example-file': { config: { dir: missing } } }), 'devices']);
-  t.match(broken.stdout, new RegExp(`\\n-\\s+-\\s+unhealthy\\s+device plugin "example-file": fingerprint failed: cannot read the device directory ${missing}`));
+  t.match(
+    broken.stdout,
+    new RegExp(`\\n-\\s+-\\s+unhealthy\\s+device plugin "example-file": fingerprint failed: cannot read the device directory ${missing}`),
+  );
   const stats = await runCli(['--config', agent({ 'example-file': { config: { dir: missing } } }), 'devices', 'stats']);
   t.equal(stats.stdout, 'no device groups (taskhost devices says why)\n');
 });
@@ -42,6 +54,9 @@ t.test('devices stats: the latest sample of each device and its age', async (t) 
   t.match(human.stdout, /\nexample\/file\/mock\s+a\s+2B\s+size=2B modified=\S+ mode=0644\s+\d+ms\n/);
   const json = await runCli(['--config', withExample(), 'devices', 'stats', '--json']);
   const snapshot = JSON.parse(json.stdout) as DeviceStatsSnapshot;
-  t.match(snapshot, { collectedAt: String, groups: [{ id: 'example/file/mock', plugin: 'example-file', sampledAt: String, staleMs: Number }] });
+  t.match(snapshot, {
+    collectedAt: String,
+    groups: [{ id: 'example/file/mock', plugin: 'example-file', sampledAt: String, staleMs: Number }],
+  });
   t.same(Object.keys(snapshot.groups[0]!.stats!.instances), ['a', 'b']);
 });

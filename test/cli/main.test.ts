@@ -47,7 +47,10 @@ t.test('plugins prints a table a person can read at a glance', async (t) => {
 t.test('--plugin-dir overrides the config, and without a config the defaults apply', async (t) => {
   const { stdout } = await runCli(['--plugin-dir', path.join(work, 'empty'), 'plugins', '--json']);
   const doc = JSON.parse(stdout) as { plugins: { name: string }[]; pluginDir: string };
-  t.same(doc.plugins.map((p) => p.name), ['example-file', 'nvidia', 'docker', 'mock', 'raw_exec']);
+  t.same(
+    doc.plugins.map((p) => p.name),
+    ['example-file', 'nvidia', 'docker', 'mock', 'raw_exec'],
+  );
   t.equal(doc.pluginDir, path.join(work, 'empty'));
 });
 
@@ -77,7 +80,10 @@ t.test('validate: unknown plugin names, wrong types, plugins that take no config
   t.equal(code, 1);
   const doc = JSON.parse(stdout) as { valid: boolean; issues: { path: string; message: string }[]; warnings: unknown[] };
   t.equal(doc.valid, false);
-  t.same(doc.issues.map((i) => i.path), ['/plugins/god', '/plugins/mock/config/healthy', '/plugins/rejects/config']);
+  t.same(
+    doc.issues.map((i) => i.path),
+    ['/plugins/god', '/plugins/mock/config/healthy', '/plugins/rejects/config'],
+  );
   t.match(doc.issues[0]!.message, /did you mean "good"/);
   t.match(doc.issues[2]!.message, /takes no config/);
   t.match(doc.warnings, [{ path: '/plugins/throws-at-import', message: /cannot load plugin/ }]);
@@ -119,13 +125,26 @@ t.test('--help lists the commands and examples', async (t) => {
 });
 
 const bin = new URL('../../bin/taskhost.js', import.meta.url);
-t.test('the installed bin runs the compiled CLI', { skip: !existsSync(new URL('../../dist/cli/main.js', import.meta.url)) && 'dist/ not built' }, async (t) => {
-  const { stdout } = await promisify(execFile)(process.execPath, [bin.pathname, '--plugin-dir', path.join(work, 'empty'), 'plugins', '--json']);
-  t.same((JSON.parse(stdout) as { plugins: { name: string; state: string }[] }).plugins.map((p) => [p.name, p.state]), [
-    ['example-file', 'unconfigured'],
-    ['nvidia', 'running'],
-    ['docker', 'running'],
-    ['mock', 'running'],
-    ['raw_exec', 'running'],
-  ]);
-});
+t.test(
+  'the installed bin runs the compiled CLI',
+  { skip: !existsSync(new URL('../../dist/cli/main.js', import.meta.url)) && 'dist/ not built' },
+  async (t) => {
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      bin.pathname,
+      '--plugin-dir',
+      path.join(work, 'empty'),
+      'plugins',
+      '--json',
+    ]);
+    t.same(
+      (JSON.parse(stdout) as { plugins: { name: string; state: string }[] }).plugins.map((p) => [p.name, p.state]),
+      [
+        ['example-file', 'unconfigured'],
+        ['nvidia', 'running'],
+        ['docker', 'running'],
+        ['mock', 'running'],
+        ['raw_exec', 'running'],
+      ],
+    );
+  },
+);

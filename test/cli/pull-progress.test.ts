@@ -35,7 +35,9 @@ t.test('pull events are told apart from the others', async (t) => {
 t.test('the bar follows bytes, falls back to layers, and is full when the pull is done', async (t) => {
   const term = terminal();
   const bar = new PullProgressBar(term.stream);
-  bar.update(event('Pulling x: 1 of 4 layers, 1.0 of 4.0 MiB', { currentBytes: 1 << 20, totalBytes: 4 << 20, layersDone: 1, layersTotal: 4 }));
+  bar.update(
+    event('Pulling x: 1 of 4 layers, 1.0 of 4.0 MiB', { currentBytes: 1 << 20, totalBytes: 4 << 20, layersDone: 1, layersTotal: 4 }),
+  );
   bar.update(event('Pulled x: 4 of 4 layers', { currentBytes: 3 << 20, totalBytes: 4 << 20, layersDone: 4, layersTotal: 4 }));
   bar.stop();
   t.match(term.text(), /25% Pulling x: 1 of 4 layers/);

@@ -1,6 +1,5 @@
 // `taskhost fingerprint` with its devices section, and `taskhost run` of a task that asks for
 // devices, in-process, on the built-in example-file plugin over a temporary directory.
-import path from 'node:path';
 import t from 'tap';
 import type { DevicePluginHealth, NodeDeviceGroup } from '../../devices/device-manager.js';
 import { runCli } from '../helpers/run-cli.js';
@@ -17,7 +16,10 @@ t.test('fingerprint: the drivers as before, then the devices', async (t) => {
     drivers: { name: string }[];
     devices: { groups: NodeDeviceGroup[]; plugins: DevicePluginHealth[] };
   };
-  t.same(doc.drivers.map((d) => d.name), ['mock', 'raw_exec']);
+  t.same(
+    doc.drivers.map((d) => d.name),
+    ['mock', 'raw_exec'],
+  );
   t.match(doc.devices, { groups: [{ id: 'example/file/mock' }], plugins: [{ name: 'example-file', health: 'healthy' }] });
 });
 
@@ -36,7 +38,12 @@ t.test('run: a raw_exec task that asks for example/file/mock gets EXAMPLE_FILE_D
 });
 
 t.test('run: a device that does not exist stops the task before it starts', async (t) => {
-  const task = taskFile({ name: 'nope', driver: 'raw_exec', config: { command: '/bin/true' }, devices: [{ name: 'example/file/mok', count: 1 }] });
+  const task = taskFile({
+    name: 'nope',
+    driver: 'raw_exec',
+    config: { command: '/bin/true' },
+    devices: [{ name: 'example/file/mok', count: 1 }],
+  });
   const unknown = await runCli(['--config', withExample(), 'run', task]);
   t.equal(unknown.code, 1);
   t.match(unknown.stderr, /task nope could not run: no device group matches "example\/file\/mok" \(did you mean "example\/file\/mock"\?\)/);

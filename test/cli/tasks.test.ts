@@ -70,8 +70,13 @@ t.test('fingerprint lists each driver’s health', async (t) => {
   t.equal(human.code, 0);
   t.match(human.stdout, /^DRIVER\s+HEALTH\s+DESCRIPTION\s+ATTRIBUTES\n/);
   t.match(human.stdout, /\ncountdown\s+healthy\s+ready to count\s+driver\.countdown\.tickMs=100\n/);
-  const json = JSON.parse((await runCli(['--config', agent, 'fingerprint', '--json'])).stdout) as { drivers: { name: string; health: string }[] };
-  t.match(json.drivers.find((d) => d.name === 'countdown'), { health: 'healthy' });
+  const json = JSON.parse((await runCli(['--config', agent, 'fingerprint', '--json'])).stdout) as {
+    drivers: { name: string; health: string }[];
+  };
+  t.match(
+    json.drivers.find((d) => d.name === 'countdown'),
+    { health: 'healthy' },
+  );
 });
 
 t.test('validate --task checks the spec and the driver config', async (t) => {
@@ -103,7 +108,7 @@ t.test('conformance passes the example driver and fails the broken one, saying w
   t.match(failed['a task that exits at once reports its exit code, every time'], /also when called after the task has exited/);
   const missing = await runCli(['conformance', path.join(work, 'nowhere')]);
   t.equal(missing.code, 1);
-  t.match(missing.stdout, /FAIL  loads through the plugin loader/);
+  t.match(missing.stdout, /FAIL {2}loads through the plugin loader/);
 });
 
 t.test('the README’s example task runs on raw_exec', async (t) => {

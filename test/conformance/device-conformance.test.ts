@@ -61,12 +61,29 @@ const statsQuery = ': --query-gpu=uuid,utilization.gpu,memory.used,temperature.g
 t.test('nvidia on the fake nvidia-smi passes every check, on the recorded H200 it serves by default', async (t) => {
   const runs = fakeNvidiaSmi(t);
   const seen: string[] = [];
-  const report = await runDeviceConformance({ target: 'nvidia', pluginConfigFile: fakeConfig, logger: quiet, onCheck: (c) => seen.push(c.name) });
-  t.same(report.checks.map((c) => [c.name, c.status, c.message]), checks.map((name) => [name, 'pass', undefined]));
+  const report = await runDeviceConformance({
+    target: 'nvidia',
+    pluginConfigFile: fakeConfig,
+    logger: quiet,
+    onCheck: (c) => seen.push(c.name),
+  });
+  t.same(
+    report.checks.map((c) => [c.name, c.status, c.message]),
+    checks.map((name) => [name, 'pass', undefined]),
+  );
   t.same(seen, checks);
-  t.match(report, { plugin: { name: 'nvidia', version: '0.1.0', apiVersion: '1.0', source: 'builtin', dir: nvidiaDir }, passed: 9, failed: 0, skipped: 0 });
+  t.match(report, {
+    plugin: { name: 'nvidia', version: '0.1.0', apiVersion: '1.0', source: 'builtin', dir: nvidiaDir },
+    passed: 9,
+    failed: 0,
+    skipped: 0,
+  });
   const served = new Set(runs());
-  t.same([...served].sort(), [`recorded-h200-590.48.01${inventoryQuery}`, `recorded-h200-590.48.01${statsQuery}`], 'both queries answered from the recorded H200');
+  t.same(
+    [...served].sort(),
+    [`recorded-h200-590.48.01${inventoryQuery}`, `recorded-h200-590.48.01${statsQuery}`],
+    'both queries answered from the recorded H200',
+  );
 });
 
 t.test('nvidia passes every check on every recorded nvidia-smi set', async (t) => {
@@ -107,13 +124,17 @@ t.test('nvidia with its own conformance.json (the real nvidia-smi, if any) fails
   const report = await runDeviceConformance({ target: 'nvidia', logger: quiet });
   t.equal(report.failed, 0, JSON.stringify(report.checks.filter((c) => c.status === 'fail')));
   const reserve = byName(report)['reserve() of known devices returns a valid reservation']!;
-  if (reserve.status === 'skip') t.match(reserve.message, /reported no healthy devices, so there is nothing to reserve; test it with a config that finds some/);
+  if (reserve.status === 'skip')
+    t.match(reserve.message, /reported no healthy devices, so there is nothing to reserve; test it with a config that finds some/);
 });
 
 t.test('a broken device plugin fails, each failure saying what to fix', async (t) => {
   const report = await runDeviceConformance({ target: broken, logger: quiet });
   const got = byName(report);
-  t.same(report.checks.map((c) => c.name), checks);
+  t.same(
+    report.checks.map((c) => c.name),
+    checks,
+  );
   for (const name of checks.slice(0, 3)) t.equal(got[name]!.status, 'pass', name);
   t.equal(got['stats() samples are valid DeviceStats']!.status, 'pass');
   t.match(report, { plugin: { name: 'broken-device', source: 'path' }, passed: 4, failed: 5, skipped: 0 });
@@ -142,18 +163,27 @@ t.test('a broken device plugin fails, each failure saying what to fix', async (t
   );
   const cli = await runCli(['conformance', broken]);
   t.equal(cli.code, 1);
-  t.match(cli.stdout, /FAIL {2}reserve\(\) of an unknown id is rejected with UNKNOWN_DEVICE \(\d+ms\)\n {8}reserve\(\["taskhost-conformance-no-such-device"\]\) succeeded/);
+  t.match(
+    cli.stdout,
+    /FAIL {2}reserve\(\) of an unknown id is rejected with UNKNOWN_DEVICE \(\d+ms\)\n {8}reserve\(\["taskhost-conformance-no-such-device"\]\) succeeded/,
+  );
 });
 
 t.test('a config the plugin rejects is reported with its path; no config at all is a skip', async (t) => {
   const bad = path.join(work, 'bad-config.json');
   writeFileSync(bad, JSON.stringify({ nvidiaSmii: './nvidia-smi' }));
   const report = await runDeviceConformance({ target: 'nvidia', pluginConfigFile: bad, logger: quiet });
-  t.same(report.checks.map((c) => [c.name, c.status]), [
-    [checks[0], 'pass'],
-    [checks[1], 'fail'],
-  ]);
-  t.equal(report.checks[1]!.message, `the config from ${bad} was rejected: /nvidiaSmii: unknown key (did you mean "nvidiaSmi"?); make it valid for configSchema()`);
+  t.same(
+    report.checks.map((c) => [c.name, c.status]),
+    [
+      [checks[0], 'pass'],
+      [checks[1], 'fail'],
+    ],
+  );
+  t.equal(
+    report.checks[1]!.message,
+    `the config from ${bad} was rejected: /nvidiaSmii: unknown key (did you mean "nvidiaSmi"?); make it valid for configSchema()`,
+  );
 
   const notJson = path.join(work, 'not-json.json');
   writeFileSync(notJson, '{ "nvidiaSmi": ');
@@ -166,10 +196,20 @@ t.test('a config the plugin rejects is reported with its path; no config at all 
   const bare = path.join(work, 'bare');
   cpSync(broken, bare, { recursive: true });
   rmSync(path.join(bare, 'conformance.json'));
-  writeFileSync(path.join(bare, 'index.js'), "export default { info: () => ({ type: 'device', name: 'broken-device', pluginVersion: '1.0.0', apiVersions: ['1.0'] }), configSchema: () => null, setConfig() {} };\n");
+  writeFileSync(
+    path.join(bare, 'index.js'),
+    "export default { info: () => ({ type: 'device', name: 'broken-device', pluginVersion: '1.0.0', apiVersions: ['1.0'] }), configSchema: () => null, setConfig() {} };\n",
+  );
   const skipped = byName(await runDeviceConformance({ target: bare, logger: quiet }));
-  t.match(skipped['accepts the config it is tested with'], { status: 'skip', message: /no conformance\.json "config" and no --plugin-config: the plugin ran with its defaults/ });
-  t.match(skipped['implements fingerprint, reserve and stats'], { status: 'fail', message: 'missing: fingerprint, reserve, stats; a device plugin implements fingerprint(signal), reserve(deviceIds) and stats(intervalMs, signal)' });
+  t.match(skipped['accepts the config it is tested with'], {
+    status: 'skip',
+    message: /no conformance\.json "config" and no --plugin-config: the plugin ran with its defaults/,
+  });
+  t.match(skipped['implements fingerprint, reserve and stats'], {
+    status: 'fail',
+    message:
+      'missing: fingerprint, reserve, stats; a device plugin implements fingerprint(signal), reserve(deviceIds) and stats(intervalMs, signal)',
+  });
   t.match(skipped['fingerprint() reports valid device groups at once'], { status: 'fail', message: /NOT_IMPLEMENTED/ });
   t.match(skipped['stats() streams at the interval'], { status: 'fail', message: /stats\(200\) failed with NOT_IMPLEMENTED/ });
 
@@ -204,14 +244,26 @@ export default {
   );
   const got = byName(await runDeviceConformance({ target: stalls, logger: quiet }));
   t.equal(got[checks[1]!]!.status, 'pass', 'the "../x" in conformance.json became an absolute path');
-  t.match(got['stats() streams at the interval'], { status: 'fail', message: /^a gap of \d+ms after sample 4 at a 200ms interval \(at most 600ms allowed\): sample on a schedule, and skip a tick rather than stall$/ });
-  t.match(got['stats() samples are valid DeviceStats'], { status: 'fail', message: /^sample 5 has timestamp [\d.]+, which is not unix milliseconds: use Date.now\(\)$/ });
-  t.match(got['reserve() of known devices returns a valid reservation'], { status: 'fail', message: 'reserve(["d"]), devices of its own group acme/widget/w, failed with UNKNOWN_DEVICE: no d' });
+  t.match(got['stats() streams at the interval'], {
+    status: 'fail',
+    message:
+      /^a gap of \d+ms after sample 4 at a 200ms interval \(at most 600ms allowed\): sample on a schedule, and skip a tick rather than stall$/,
+  });
+  t.match(got['stats() samples are valid DeviceStats'], {
+    status: 'fail',
+    message: /^sample 5 has timestamp [\d.]+, which is not unix milliseconds: use Date.now\(\)$/,
+  });
+  t.match(got['reserve() of known devices returns a valid reservation'], {
+    status: 'fail',
+    message: 'reserve(["d"]), devices of its own group acme/widget/w, failed with UNKNOWN_DEVICE: no d',
+  });
   t.equal(got['reserve() of an unknown id is rejected with UNKNOWN_DEVICE']!.status, 'pass', 'a plain Error with the code will do');
 
   writeFileSync(path.join(stalls, 'index.js'), "throw new Error('broken at import');\n");
   const importFails = await runDeviceConformance({ target: stalls, logger: quiet });
-  t.match(importFails.checks, [{ status: 'fail', message: /^it did not start: PLUGIN_LOAD_FAILED: importing .* failed: broken at import$/ }]);
+  t.match(importFails.checks, [
+    { status: 'fail', message: /^it did not start: PLUGIN_LOAD_FAILED: importing .* failed: broken at import$/ },
+  ]);
 
   writeFileSync(path.join(stalls, 'conformance.json'), '{ "config": ');
   const notJson = await runDeviceConformance({ target: stalls, logger: quiet });
@@ -220,12 +272,17 @@ export default {
 
 t.test('what is not a device plugin is reported, not run', async (t) => {
   const driver = await runDeviceConformance({ target: 'raw_exec', logger: quiet });
-  t.match(driver.checks, [{ name: checks[0], status: 'fail', message: 'its manifest says type "driver"; this suite checks device plugins' }]);
+  t.match(driver.checks, [
+    { name: checks[0], status: 'fail', message: 'its manifest says type "driver"; this suite checks device plugins' },
+  ]);
   const nowhere = await runDeviceConformance({ target: path.join(work, 'nowhere'), logger: quiet });
   t.match(nowhere.checks, [{ status: 'fail', message: /no plugin found at .*nowhere/ }]);
   const skippedDir = path.join(work, 'api-nine');
   mkdirSync(skippedDir);
-  writeFileSync(path.join(skippedDir, 'package.json'), JSON.stringify({ name: 'x', version: '1.0.0', taskhost: { type: 'device', name: 'api-nine', apiVersions: ['9.0'] } }));
+  writeFileSync(
+    path.join(skippedDir, 'package.json'),
+    JSON.stringify({ name: 'x', version: '1.0.0', taskhost: { type: 'device', name: 'api-nine', apiVersions: ['9.0'] } }),
+  );
   const skipped = await runDeviceConformance({ target: skippedDir, logger: quiet });
   t.match(skipped.checks, [{ status: 'fail', message: /the loader skipped it: speaks plugin API 9\.0/ }]);
 });
@@ -233,7 +290,13 @@ t.test('what is not a device plugin is reported, not run', async (t) => {
 t.test('the checks behind the messages', async (t) => {
   t.same(fingerprintProblems(null), ['a fingerprint is { groups: [...] }, got null']);
   t.same(fingerprintProblems({ groups: [] }), []);
-  const group = { vendor: 'v', type: 't', name: 'n', devices: [{ id: 'a', healthy: true }], attributes: { x: { value: 1, unit: 'parsecs' } } };
+  const group = {
+    vendor: 'v',
+    type: 't',
+    name: 'n',
+    devices: [{ id: 'a', healthy: true }],
+    attributes: { x: { value: 1, unit: 'parsecs' } },
+  };
   t.same(fingerprintProblems({ groups: [group, { ...group, devices: [], attributes: {} }] }), [
     'attribute "x" of v/t/n has unit "parsecs", which is not a unit taskhost knows (B KB MB GB TB KiB MiB GiB TiB B/s KB/s MB/s GB/s KiB/s MiB/s GiB/s Hz kHz MHz GHz mW W kW C %)',
     'group v/t/n is listed twice (/groups/0 and /groups/1): put all its devices in one group',

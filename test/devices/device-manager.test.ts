@@ -1,6 +1,6 @@
 // The device manager against real workers: the example-file plugin and fixture device plugins
 // that send invalid fingerprints, crash, or never answer.
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,7 +120,10 @@ t.test('example-file: its files are devices; a world-writable one is unhealthy u
     throw new Error('a listener that throws must not break the manager');
   });
   chmodSync(path.join(dir, 'b'), 0o646);
-  const sick = await until(() => group(manager, 'example/file/mock')?.devices.find((d) => d.id === 'b' && d.health === 'unhealthy'), 'b unhealthy');
+  const sick = await until(
+    () => group(manager, 'example/file/mock')?.devices.find((d) => d.id === 'b' && d.health === 'unhealthy'),
+    'b unhealthy',
+  );
   t.equal(sick.healthDescription, `world-writable: chmod o-w ${path.join(dir, 'b')}`);
   chmodSync(path.join(dir, 'b'), 0o644);
   await until(() => group(manager, 'example/file/mock')?.devices.every((d) => d.health === 'healthy'), 'b healthy again');
@@ -128,7 +131,10 @@ t.test('example-file: its files are devices; a world-writable one is unhealthy u
   await until(() => group(manager, 'example/file/mock')?.devices.length === 3, 'c listed');
   await new Promise((r) => setTimeout(r, 150)); // several rescans that find nothing new
   t.equal(changes.length, 3, 'one `changed` per real change, none for rescans that find the same');
-  t.same(changes.map((c) => c[0]!.attributes.count), [{ value: 2 }, { value: 2 }, { value: 3 }]);
+  t.same(
+    changes.map((c) => c[0]!.attributes.count),
+    [{ value: 2 }, { value: 2 }, { value: 3 }],
+  );
 });
 
 t.test('invalid fingerprints withdraw the plugin’s devices with the reason; a valid one brings them back', async (t) => {
@@ -141,18 +147,29 @@ t.test('invalid fingerprints withdraw the plugin’s devices with the reason; a 
     { fixtures: ['scripted'] },
   );
   await manager.waitForFirstFingerprint(10_000);
-  t.same(group(manager, 'fixture/scripted/x')?.devices.map((d) => d.health), ['healthy', 'healthy']);
+  t.same(
+    group(manager, 'fixture/scripted/x')?.devices.map((d) => d.health),
+    ['healthy', 'healthy'],
+  );
   t.same(group(manager, 'fixture/scripted/x')?.attributes, { memory: { value: 80, unit: 'GiB' } });
   t.same(group(manager, 'fixture/scripted/x')?.devices[0], { id: 's0', health: 'healthy', locality: { pciBusId: '0000:01:00.0' } });
 
   const cases: [string, unknown, RegExp][] = [
-    ['a duplicate device id', { groups: [scriptedGroup(['s0', 's0'])] }, /\/groups\/0\/devices\/1\/id: device id "s0" is used twice \(also \/groups\/0\/devices\/0\/id\)/],
+    [
+      'a duplicate device id',
+      { groups: [scriptedGroup(['s0', 's0'])] },
+      /\/groups\/0\/devices\/1\/id: device id "s0" is used twice \(also \/groups\/0\/devices\/0\/id\)/,
+    ],
     [
       'a device id reused in another group',
       { groups: [scriptedGroup(['s0']), scriptedGroup(['s0'], { name: 'y' })] },
       /\/groups\/1\/devices\/0\/id: device id "s0" is used twice/,
     ],
-    ['a group listed twice', { groups: [scriptedGroup(['s0']), scriptedGroup(['s1'])] }, /\/groups\/1: group fixture\/scripted\/x is listed twice/],
+    [
+      'a group listed twice',
+      { groups: [scriptedGroup(['s0']), scriptedGroup(['s1'])] },
+      /\/groups\/1: group fixture\/scripted\/x is listed twice/,
+    ],
     [
       'an unknown unit',
       { groups: [scriptedGroup(['s0'], { attributes: { memory: { value: 80, unit: 'GIB' } } })] },
@@ -185,16 +202,26 @@ t.test('invalid fingerprints withdraw the plugin’s devices with the reason; a 
     );
     control.write({ fingerprint: valid });
     await until(() => pluginHealth(manager, 'scripted').health === 'healthy', `${what}: healthy again`);
-    t.same(group(manager, 'fixture/scripted/x')?.devices.map((d) => d.health), ['healthy', 'healthy']);
+    t.same(
+      group(manager, 'fixture/scripted/x')?.devices.map((d) => d.health),
+      ['healthy', 'healthy'],
+    );
   }
   t.equal(group(manager, 'example/file/mock')?.plugin, 'example-file', 'the first owner keeps its group');
-  t.same(group(manager, 'example/file/mock')?.devices.map((d) => d.id), ['a']);
+  t.same(
+    group(manager, 'example/file/mock')?.devices.map((d) => d.id),
+    ['a'],
+  );
 });
 
 t.test('a plugin that keeps sending invalid fingerprints is restarted, not dropped', async (t) => {
   const control = script();
   control.write({ fingerprint: valid });
-  const { loader, manager } = setup(t, { scripted: { config: { file: control.file } } }, { fixtures: ['scripted'], manager: { restartAfterInvalid: 2 } });
+  const { loader, manager } = setup(
+    t,
+    { scripted: { config: { file: control.file } } },
+    { fixtures: ['scripted'], manager: { restartAfterInvalid: 2 } },
+  );
   await manager.waitForFirstFingerprint(10_000);
   const descriptions: string[] = [];
   manager.on('health', (h) => descriptions.push(`${h.health}: ${h.healthDescription}`));
@@ -203,7 +230,10 @@ t.test('a plugin that keeps sending invalid fingerprints is restarted, not dropp
   await until(() => pluginHealth(manager, 'scripted').health === 'unhealthy', 'first invalid');
   control.write({ fingerprint: { groups: [scriptedGroup([], { vendor: '' })] } });
   t.equal(await restarted, 'scripted');
-  t.match(descriptions.join('\n'), /unknown: device plugin crashed; restarting \(plugin "scripted" was restarted after 2 invalid fingerprints in a row\)/);
+  t.match(
+    descriptions.join('\n'),
+    /unknown: device plugin crashed; restarting \(plugin "scripted" was restarted after 2 invalid fingerprints in a row\)/,
+  );
   // After the restart the plugin sends its (still invalid) fingerprint at once; then a valid one.
   await until(() => /vendor: must not be empty/.test(pluginHealth(manager, 'scripted').healthDescription), 'invalid again after restart');
   control.write({ fingerprint: valid });
@@ -236,7 +266,10 @@ t.test('a crash loop trips the breaker: the devices stay, unhealthy, with the re
     return h.health === 'unhealthy' && h;
   }, 'the breaker');
   t.match(health.healthDescription, /^device plugin failed: plugin "crashes" crashed 2 times within/);
-  t.match(group(manager, 'fixture/crash/once')?.devices, [{ id: 'c0', health: 'unhealthy', healthDescription: /^withdrawn: device plugin failed/ }, { id: 'c1' }]);
+  t.match(group(manager, 'fixture/crash/once')?.devices, [
+    { id: 'c0', health: 'unhealthy', healthDescription: /^withdrawn: device plugin failed/ },
+    { id: 'c1' },
+  ]);
 });
 
 t.test('a plugin that cannot start, one missing methods, one that throws: each says why', async (t) => {
@@ -252,11 +285,17 @@ t.test('a plugin that cannot start, one missing methods, one that throws: each s
     health: 'unhealthy',
     healthDescription: /^device plugin failed: config of plugin "crashes" is invalid: \/crashAfter: must be integer/,
   });
-  t.match(pluginHealth(manager, 'incomplete'), { health: 'unhealthy', healthDescription: 'device plugin "incomplete" does not implement reserve, stats' });
+  t.match(pluginHealth(manager, 'incomplete'), {
+    health: 'unhealthy',
+    healthDescription: 'device plugin "incomplete" does not implement reserve, stats',
+  });
   t.match(pluginHealth(manager, 'scripted'), { health: 'unhealthy', healthDescription: 'fingerprint failed: the device bus is on fire' });
   control.write({ fingerprint: valid });
   await until(() => pluginHealth(manager, 'scripted').health === 'healthy', 'the re-opened stream');
-  t.same(manager.devices().map((g) => g.id), ['fixture/scripted/x']);
+  t.same(
+    manager.devices().map((g) => g.id),
+    ['fixture/scripted/x'],
+  );
 });
 
 t.test('the first-fingerprint barrier gives up after its timeout', async (t) => {
@@ -285,17 +324,26 @@ t.test('stats: one batched snapshot per tick, with the age of each group’s las
   await manager.waitForFirstFingerprint(10_000);
   await manager.waitForFirstStats(300); // the scripted plugin has sent none yet
   const before = manager.stats();
-  t.match(before.groups.find((g) => g.id === 'fixture/scripted/x'), { stats: null, sampledAt: null, staleMs: null });
-  t.match(before.groups.find((g) => g.id === 'example/file/mock'), {
-    plugin: 'example-file',
-    stats: { instances: { a: { summary: { value: 9, unit: 'B', description: 'file size' }, stats: { mode: { value: '0644' } } } } },
-  });
+  t.match(
+    before.groups.find((g) => g.id === 'fixture/scripted/x'),
+    { stats: null, sampledAt: null, staleMs: null },
+  );
+  t.match(
+    before.groups.find((g) => g.id === 'example/file/mock'),
+    {
+      plugin: 'example-file',
+      stats: { instances: { a: { summary: { value: 9, unit: 'B', description: 'file size' }, stats: { mode: { value: '0644' } } } } },
+    },
+  );
 
   // Stats for a group the plugin does not own, and a malformed message, are both ignored.
   const foreign = { vendor: 'example', type: 'file', name: 'mock', instances: { zz: { summary: { value: 1 } } } };
   control.write({ fingerprint: valid, stats: { groups: [...sample.groups, foreign] } });
   await until(() => manager.stats().groups.find((g) => g.id === 'fixture/scripted/x')?.stats, 'scripted stats');
-  control.write({ fingerprint: valid, stats: { groups: [{ ...sample.groups[0], instances: { s0: { summary: { value: 1, unit: 'furlongs' } } } }] } });
+  control.write({
+    fingerprint: valid,
+    stats: { groups: [{ ...sample.groups[0], instances: { s0: { summary: { value: 1, unit: 'furlongs' } } } }] },
+  });
   await new Promise((r) => setTimeout(r, 120));
   t.equal(manager.stats().groups.find((g) => g.id === 'fixture/scripted/x')?.stats?.instances.s0?.summary.value, 42);
   t.notOk(manager.stats().groups.find((g) => g.id === 'example/file/mock')?.stats?.instances.zz);
@@ -305,7 +353,12 @@ t.test('stats: one batched snapshot per tick, with the age of each group’s las
   control.write({ fingerprint: valid }); // no more scripted stats: its sample grows stale
   await new Promise((r) => setTimeout(r, 400));
   t.ok(snapshots.length >= 4 && snapshots.length <= 10, `${snapshots.length} snapshots in 400ms at a 50ms interval`);
-  for (const s of snapshots) t.same(s.groups.map((g) => g.id), ['example/file/mock', 'fixture/scripted/x'], 'every group in every snapshot');
+  for (const s of snapshots)
+    t.same(
+      s.groups.map((g) => g.id),
+      ['example/file/mock', 'fixture/scripted/x'],
+      'every group in every snapshot',
+    );
   const last = snapshots.at(-1)!;
   t.ok(last.groups[0]!.staleMs! < 200, `example-file is fresh (${last.groups[0]!.staleMs}ms)`);
   t.ok(last.groups[1]!.staleMs! >= 300, `scripted is stale (${last.groups[1]!.staleMs}ms)`);
@@ -332,9 +385,15 @@ t.test('sampled: every accepted stats message, with when the plugin took it and 
   t.ok(Math.abs(first.receivedAt - Date.now()) < 1_000, 'arrival is a unix time in ms');
 
   // An invalid message is not a sample; a valid one is, naming only the groups it carried.
-  control.write({ fingerprint: valid, stats: { groups: [{ ...good.groups[0], instances: { s0: { summary: { value: 1, unit: 'furlongs' } } } }] } });
+  control.write({
+    fingerprint: valid,
+    stats: { groups: [{ ...good.groups[0], instances: { s0: { summary: { value: 1, unit: 'furlongs' } } } }] },
+  });
   await new Promise((r) => setTimeout(r, 150));
-  t.notOk(arrivals.some((a) => a.plugin === 'scripted'), 'invalid stats are not announced');
+  t.notOk(
+    arrivals.some((a) => a.plugin === 'scripted'),
+    'invalid stats are not announced',
+  );
   control.write({ fingerprint: valid, stats: good });
   const scripted = await until(() => arrivals.find((a) => a.plugin === 'scripted'), 'a scripted sample');
   t.same(scripted.groups, ['fixture/scripted/x']);
@@ -365,10 +424,14 @@ t.test('reserve: routed to the owner, deterministic, validated, refused with the
     { name: 'fixture/scripted', count: 1 },
     { name: 'scripted', count: 1 },
   ]);
-  t.same(second.devices, [
-    { group: 'example/file/mock', plugin: 'example-file', ids: ['c'] },
-    { group: 'fixture/scripted/x', plugin: 'scripted', ids: ['s0', 's1'] },
-  ], 'b is unhealthy and a reserved; two requests on one group make one reserve call');
+  t.same(
+    second.devices,
+    [
+      { group: 'example/file/mock', plugin: 'example-file', ids: ['c'] },
+      { group: 'fixture/scripted/x', plugin: 'scripted', ids: ['s0', 's1'] },
+    ],
+    'b is unhealthy and a reserved; two requests on one group make one reserve call',
+  );
   t.same(second.reservation.envs, { EXAMPLE_FILE_DEVICES: 'c', SCRIPTED_DEVICES: 's0,s1' });
   t.same(second.reservation.devices, [
     { taskPath: '/dev/scripted-s0', hostPath: '/dev/null', permissions: 'rw' },
@@ -387,10 +450,13 @@ t.test('reserve: routed to the owner, deterministic, validated, refused with the
 
   await t.rejects(manager.reserve([{ name: 'exmaple/file/mock', count: 1 }]), {
     code: 'UNKNOWN_DEVICE',
-    message: 'no device group matches "exmaple/file/mock" (did you mean "example/file/mock"?); groups on this node: example/file/mock, fixture/scripted/x',
+    message:
+      'no device group matches "exmaple/file/mock" (did you mean "example/file/mock"?); groups on this node: example/file/mock, fixture/scripted/x',
   });
   await t.rejects(manager.reserve([{ name: 'a/b/c/d', count: 1 }]), UnknownDeviceError);
-  await t.rejects(manager.reserve([{ name: 'a/b/c/d', count: 1 }]), { message: /a device name is vendor\/type\/name, vendor\/type or type/ });
+  await t.rejects(manager.reserve([{ name: 'a/b/c/d', count: 1 }]), {
+    message: /a device name is vendor\/type\/name, vendor\/type or type/,
+  });
 
   t.equal(manager.release(second.id), 1);
   control.write({
@@ -407,7 +473,11 @@ t.test('reserve: routed to the owner, deterministic, validated, refused with the
     'device plugin "scripted" returned an invalid reservation for fixture/scripted/x (s0, s1): /mounts/0/taskPath: must be an absolute path (got "dev/x"); /devices/0/permissions: must be one or more of "r", "w" and "m", each at most once (got "rwx")',
   );
   control.write({ fingerprint: valid });
-  t.same((await manager.reserve([{ name: 'scripted', count: 2 }])).devices[0]!.ids, ['s0', 's1'], 'a failed reserve keeps nothing reserved');
+  t.same(
+    (await manager.reserve([{ name: 'scripted', count: 2 }])).devices[0]!.ids,
+    ['s0', 's1'],
+    'a failed reserve keeps nothing reserved',
+  );
 });
 
 t.test('devices of a plugin that is down cannot be reserved', async (t) => {

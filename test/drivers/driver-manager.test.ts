@@ -45,7 +45,11 @@ t.test('health comes from the fingerprint stream and is re-reported after a rest
   const back = new Promise<void>((resolve) => manager.on('health', (h) => h.health === 'healthy' && resolve()));
   await loader.get('countdown').kill();
   await back;
-  t.match(changes.map((c) => c.health), ['unhealthy', 'healthy'], 'unhealthy while it restarts, healthy again after');
+  t.match(
+    changes.map((c) => c.health),
+    ['unhealthy', 'healthy'],
+    'unhealthy while it restarts, healthy again after',
+  );
 });
 
 t.test('a task runs to completion: prepare, start, wait, destroy', async (t) => {
@@ -100,7 +104,11 @@ t.test('killing the driver worker under running tasks loses none of them', async
   await new Promise((r) => setTimeout(r, 100));
   await loader.get('countdown').kill('killed by the crash drill');
   const results = await Promise.all(waits);
-  t.same(results.map((r) => r.exitCode), tasks.map((_, i) => i % 7), 'every waiter got its own task’s exit code');
+  t.same(
+    results.map((r) => r.exitCode),
+    tasks.map((_, i) => i % 7),
+    'every waiter got its own task’s exit code',
+  );
   t.equal(recovered.length, 20, 'recoverTask was called for each task');
   t.same(lost, []);
   const status = await manager.inspectTask(tasks[0]!.id);
@@ -135,7 +143,10 @@ t.test('with a file store, a new host recovers the tasks of the old one', async 
   const second = setup({ dataDir: first.dataDir, store: 'file' });
   t.teardown(async () => (await second.manager.close(), await second.loader.close()));
   await second.manager.start();
-  t.same(second.manager.tasks().map((h) => h.config.id), [task.id]);
+  t.same(
+    second.manager.tasks().map((h) => h.config.id),
+    [task.id],
+  );
   t.same(await second.manager.waitTask(task.id), { exitCode: 9, signal: null, oomKilled: false });
   await second.manager.destroyTask(task.id);
   t.same(await second.store.list(), []);

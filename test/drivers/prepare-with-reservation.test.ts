@@ -22,7 +22,13 @@ t.test('envs, mounts and devices of a reservation land in the TaskConfig', async
     mounts: [{ taskPath: '/devices/a', hostPath: '/srv/devices/a', readOnly: true }],
     devices: [{ taskPath: '/dev/nvidia0', hostPath: '/dev/nvidia0', permissions: 'rw' }],
   };
-  const task = await prepareTask({ spec, schema: { type: 'object' }, capabilities, dataDir: mkdtempSync(path.join(tmpdir(), 'taskhost-prep-')), reservation });
+  const task = await prepareTask({
+    spec,
+    schema: { type: 'object' },
+    capabilities,
+    dataDir: mkdtempSync(path.join(tmpdir(), 'taskhost-prep-')),
+    reservation,
+  });
   t.equal(task.env.NVIDIA_VISIBLE_DEVICES, 'GPU-1', 'a task cannot override its device assignment');
   t.equal(task.env.OTHER, 'kept');
   t.same(task.deviceEnv, { NVIDIA_VISIBLE_DEVICES: 'GPU-1' });
@@ -30,7 +36,12 @@ t.test('envs, mounts and devices of a reservation land in the TaskConfig', async
   t.same(task.devices, reservation.devices);
   t.not(task.mounts[0], reservation.mounts[0], 'copies, not the reservation’s own objects');
 
-  const none = await prepareTask({ spec, schema: { type: 'object' }, capabilities, dataDir: mkdtempSync(path.join(tmpdir(), 'taskhost-prep-')) });
+  const none = await prepareTask({
+    spec,
+    schema: { type: 'object' },
+    capabilities,
+    dataDir: mkdtempSync(path.join(tmpdir(), 'taskhost-prep-')),
+  });
   t.same([none.deviceEnv, none.mounts, none.devices], [{}, [], []]);
   t.equal(none.env.NVIDIA_VISIBLE_DEVICES, 'all');
 });

@@ -180,7 +180,8 @@ export function tarArchive(files: { name: string; content: Buffer }[]): Buffer {
   for (const file of files) {
     const header = Buffer.alloc(512);
     const field = (offset: number, length: number, value: string): void => void header.write(value, offset, length, 'ascii');
-    const octal = (offset: number, length: number, value: number): void => field(offset, length, value.toString(8).padStart(length - 1, '0'));
+    const octal = (offset: number, length: number, value: number): void =>
+      field(offset, length, value.toString(8).padStart(length - 1, '0'));
     field(0, 100, file.name);
     octal(100, 8, 0o644);
     octal(108, 8, 0);

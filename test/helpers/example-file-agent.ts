@@ -11,7 +11,10 @@ export function exampleFileAgent() {
   const work = mkdtempSync(path.join(tmpdir(), 'taskhost-devices-cli-'));
   const devices = path.join(work, 'devices');
   mkdirSync(devices);
-  for (const [name, mode] of [['a', 0o644], ['b', 0o646]] as const) {
+  for (const [name, mode] of [
+    ['a', 0o644],
+    ['b', 0o646],
+  ] as const) {
     writeFileSync(path.join(devices, name), `${name}\n`);
     chmodSync(path.join(devices, name), mode);
   }

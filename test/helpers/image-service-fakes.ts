@@ -54,7 +54,9 @@ export function fakeEngine() {
     const image = registry.get(ref);
     if (!image) throw engineError(404, `manifest for ${ref} not found: manifest unknown`);
     const stream = new PassThrough();
-    options.abortSignal.addEventListener('abort', () => stream.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })), { once: true });
+    options.abortSignal.addEventListener('abort', () => stream.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })), {
+      once: true,
+    });
     const record: FakePull = {
       ref,
       authconfig: options.authconfig,
@@ -126,7 +128,11 @@ export function fakeEngine() {
   };
 }
 
-export function service(t: { teardown(fn: () => void): void }, docker: Dockerode, options: DockerImageServiceOptions = {}): DockerImageService {
+export function service(
+  t: { teardown(fn: () => void): void },
+  docker: Dockerode,
+  options: DockerImageServiceOptions = {},
+): DockerImageService {
   const s = new DockerImageService(docker, { progressIntervalMs: 0, ...options });
   t.teardown(() => s.close());
   return s;

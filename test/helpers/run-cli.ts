@@ -1,10 +1,7 @@
 /** Runs the CLI in-process and captures what it prints. */
 import { main, type CliIO } from '../../cli/main.js';
 
-export async function runCli(
-  args: string[],
-  interrupts?: CliIO['interrupts'],
-): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function runCli(args: string[], interrupts?: CliIO['interrupts']): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
   const code = await main(args, {

@@ -50,7 +50,10 @@ t.test('the fixture directory: good plugins found, bad ones skipped with reasons
   t.match(byName['Bad Name']!.reason, /\/taskhost\/type: must be one of "driver", "device"/);
   t.match(byName['Bad Name']!.reason, /\/taskhost\/name: must match pattern/);
   t.match(byName['Bad Name']!.reason, /\/taskhost\/apiVersions: must NOT have fewer than 1 items/);
-  t.notOk(d.skipped.some((s) => s.dir.endsWith('not-a-plugin')), 'a package without a manifest is not a plugin');
+  t.notOk(
+    d.skipped.some((s) => s.dir.endsWith('not-a-plugin')),
+    'a package without a manifest is not a plugin',
+  );
   t.notOk(d.pluginDirMissing);
 });
 
@@ -73,7 +76,10 @@ t.test('broken manifests are reported, never thrown', async (t) => {
   });
   writeFileSync(path.join(root, 'a-file.txt'), 'not a folder');
   const d = await discover({ pluginDir: root, builtinDirs: [] });
-  t.same(d.plugins.map((p) => p.name), ['custom-main']);
+  t.same(
+    d.plugins.map((p) => p.name),
+    ['custom-main'],
+  );
   t.match(d.plugins[0]!.entry, /custom-main\/lib\/plugin\.js$/);
   const reasons = Object.fromEntries(d.skipped.map((s) => [s.name, s.reason]));
   t.match(reasons['bad-json'], /package.json is not valid JSON/);
@@ -84,7 +90,10 @@ t.test('broken manifests are reported, never thrown', async (t) => {
 t.test('scoped folders are searched one level down', async (t) => {
   const root = pluginTree({ '@acme/driver-x': { pkg: driver('acme-x') } });
   const d = await discover({ pluginDir: root, builtinDirs: [] });
-  t.same(d.plugins.map((p) => p.name), ['acme-x']);
+  t.same(
+    d.plugins.map((p) => p.name),
+    ['acme-x'],
+  );
 });
 
 t.test('one plugin per name: plugin-dir overrides a built-in unless older; higher version wins', async (t) => {
@@ -98,7 +107,10 @@ t.test('one plugin per name: plugin-dir overrides a built-in unless older; highe
   const d = await discover({ pluginDir: dir, builtinDirs: [path.join(builtins, 'same'), path.join(builtins, 'older')] });
   const chosen = Object.fromEntries(d.plugins.map((p) => [p.name, `${p.source}@${p.version}`]));
   t.same(chosen, { same: 'plugin-dir@1.0.0', older: 'builtin@2.0.0', twin: 'plugin-dir@1.10.0' });
-  const shadowed = d.skipped.filter((s) => s.code === 'SHADOWED').map((s) => `${s.name}:${s.source}`).sort();
+  const shadowed = d.skipped
+    .filter((s) => s.code === 'SHADOWED')
+    .map((s) => `${s.name}:${s.source}`)
+    .sort();
   t.same(shadowed, ['older:plugin-dir', 'same:builtin', 'twin:plugin-dir']);
   t.match(d.skipped.find((s) => s.name === 'older')?.reason, /another plugin named "older" is used instead: .* \(version 2.0.0, builtin\)/);
 });

@@ -36,7 +36,14 @@ t.test('start hosts every enabled plugin and lists everything found', async (t) 
   t.match(rows['api-nine'], { state: 'skipped', type: 'unknown', reason: /speaks plugin API 9.0/ });
   t.ok(events.includes('started:good') && events.includes('failed:throws-at-import'));
   t.equal((await l.get('good').call<{ config: { greeting: string } }>('getConfig')).config.greeting, 'hey');
-  t.same(l.instances('device').map((i) => i.name).sort(), ['nvidia'], 'example-file needs config this agent does not give it');
+  t.same(
+    l
+      .instances('device')
+      .map((i) => i.name)
+      .sort(),
+    ['nvidia'],
+    'example-file needs config this agent does not give it',
+  );
   t.match(rows['example-file'], { state: 'unconfigured', type: 'device', source: 'builtin', reason: /\/dir: is required/ });
   t.ok(l.instances('driver').length >= 4);
   t.same(l.problems, []);
@@ -57,17 +64,31 @@ t.test('a built-in that needs config is hosted only once the agent config gives 
   unconfigured.on('failed', (name) => events.push(`failed:${name}`));
   await unconfigured.start();
   t.same(unconfigured.instances(), []);
-  t.same(unconfigured.list().map((r) => [r.name, r.state, r.reason]), [
-    ['example-file', 'unconfigured', 'needs config, and the agent config has none for it: config of plugin "example-file" is invalid: /dir: is required'],
-  ]);
+  t.same(
+    unconfigured.list().map((r) => [r.name, r.state, r.reason]),
+    [
+      [
+        'example-file',
+        'unconfigured',
+        'needs config, and the agent config has none for it: config of plugin "example-file" is invalid: /dir: is required',
+      ],
+    ],
+  );
   t.same(events, [], 'no failed state, no failed event');
 
   const configured = host({ 'example-file': { config: { dir: dataDir } } });
   await configured.start();
-  t.same(configured.instances('device').map((i) => i.name), ['example-file']);
+  t.same(
+    configured.instances('device').map((i) => i.name),
+    ['example-file'],
+  );
   const named = host({ 'example-file': {} });
   await named.start();
-  t.match(named.list(), [{ name: 'example-file', state: 'failed', error: { code: 'INVALID_CONFIG' } }], 'named in the agent config without its dir: an error to fix');
+  t.match(
+    named.list(),
+    [{ name: 'example-file', state: 'failed', error: { code: 'INVALID_CONFIG' } }],
+    'named in the agent config without its dir: an error to fix',
+  );
 });
 
 t.test('get() of an unknown plugin suggests the closest name', async (t) => {
@@ -83,7 +104,11 @@ t.test('config entries for plugins that do not exist are reported with a suggest
   const l = loader({ god: {}, 'api-nine': {} });
   await l.discover();
   t.same(l.problems, [
-    { path: '/plugins/god', message: 'no plugin named "god" (did you mean "good"?); found: docker, mock, raw_exec, example-file, nvidia, exits, good, oom, rejects, spins, throws-at-import' },
+    {
+      path: '/plugins/god',
+      message:
+        'no plugin named "god" (did you mean "good"?); found: docker, mock, raw_exec, example-file, nvidia, exits, good, oom, rejects, spins, throws-at-import',
+    },
     { path: '/plugins/api-nine', message: 'plugin "api-nine" was found but skipped: speaks plugin API 9.0; this host speaks 1.0' },
   ]);
   await l.close();
@@ -99,7 +124,10 @@ t.test('loader events carry the plugin name through a crash and restart', async 
   l.on('restarted', () => {
     throw new Error('a listener that throws must not break supervision');
   });
-  await l.get('exits').call('exit').catch(() => undefined);
+  await l
+    .get('exits')
+    .call('exit')
+    .catch(() => undefined);
   t.equal(await restarted, 'exits:1');
   t.same(seen, ['crashed:exits:PLUGIN_CRASHED:1']);
   t.equal(await l.get('exits').call('ping'), 'pong');

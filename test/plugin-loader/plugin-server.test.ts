@@ -72,7 +72,11 @@ t.test('load failures are PLUGIN_LOAD_FAILED with a message that says what to fi
 t.test('the host verifies what a plugin says about itself', async (t) => {
   const cases: [string, string, RegExp][] = [
     ['modules/missing-methods.js', 'x', /driver plugin "x" does not implement configSchema, setConfig/],
-    ['modules/bad-info.js', 'bad-info', /info\(\) returned an invalid value: \/pluginVersion: is required; \/apiVersions: must NOT have fewer than 1 items/],
+    [
+      'modules/bad-info.js',
+      'bad-info',
+      /info\(\) returned an invalid value: \/pluginVersion: is required; \/apiVersions: must NOT have fewer than 1 items/,
+    ],
     ['modules/wrong-name.js', 'wrong-name', /info\(\) says driver "someone-else" but package.json says driver "wrong-name"/],
     ['modules/bad-schema.js', 'bad-schema', /configSchema\(\) must return a JSON Schema object or null, got string/],
   ];
@@ -83,7 +87,11 @@ t.test('the host verifies what a plugin says about itself', async (t) => {
   }
   const good = await loaded('plugins/good/index.js', 'good');
   if (good.result.ok) t.equal(verifyPlugin(manifest('good'), good.result.value).info.name, 'good');
-  const arraySchema = { info: { type: 'driver', name: 'a', pluginVersion: '1', apiVersions: ['1.0'] }, configSchema: [], methods: ['info', 'configSchema', 'setConfig'] };
+  const arraySchema = {
+    info: { type: 'driver', name: 'a', pluginVersion: '1', apiVersions: ['1.0'] },
+    configSchema: [],
+    methods: ['info', 'configSchema', 'setConfig'],
+  };
   t.throws(() => verifyPlugin(manifest('a'), arraySchema as never), /got an array/);
 });
 
@@ -135,12 +143,7 @@ t.test('a stream sends items, then end', async (t) => {
   const { port1, port2 } = new MessageChannel();
   const done = collect(port1);
   await server.stream({ id: 1, method: 'numbers', args: [3], port: port2, credit: 10 });
-  t.same(await done, [
-    { type: 'item', value: 0 },
-    { type: 'item', value: 1 },
-    { type: 'item', value: 2 },
-    { type: 'end' },
-  ]);
+  t.same(await done, [{ type: 'item', value: 0 }, { type: 'item', value: 1 }, { type: 'item', value: 2 }, { type: 'end' }]);
 });
 
 t.test('a JSON stream sends each item as JSON text, and fails on an item JSON cannot carry', async (t) => {
@@ -191,7 +194,10 @@ t.test('cancelling a stream aborts the plugin’s signal and sends nothing more'
   await streaming;
   await sleep(10);
   t.ok(got.length > 0);
-  t.ok(got.every((m) => m.type === 'item'), 'no end or error after a cancel');
+  t.ok(
+    got.every((m) => m.type === 'item'),
+    'no end or error after a cancel',
+  );
   t.equal((globalThis as { foreverStopped?: boolean }).foreverStopped, true);
   port1.close();
 });
@@ -207,7 +213,13 @@ t.test('stream errors arrive as data; non-iterables and sync iterables are handl
   const failed = await run('streamFails');
   t.same(failed[0], { type: 'item', value: 1 });
   t.match(failed[1], { type: 'error', error: { code: 'PLUGIN_ERROR', message: 'stream broke', details: { cause: 'EPIPE' } } });
-  t.match((await run('notIterable'))[0], { type: 'error', error: { code: 'NOT_IMPLEMENTED', message: /must return an AsyncIterable, got number/ } });
-  t.same((await run('syncItems')).map((m) => m.type), ['item', 'item', 'item', 'end']);
+  t.match((await run('notIterable'))[0], {
+    type: 'error',
+    error: { code: 'NOT_IMPLEMENTED', message: /must return an AsyncIterable, got number/ },
+  });
+  t.same(
+    (await run('syncItems')).map((m) => m.type),
+    ['item', 'item', 'item', 'end'],
+  );
   t.match((await run('missing'))[0], { type: 'error', error: { code: 'NOT_IMPLEMENTED' } });
 });

@@ -1,13 +1,7 @@
 // Real worker threads, real misbehaving plugins: the host survives each one, the caller gets
 // the right typed error, and the plugin comes back or is reported failed by the breaker.
 import t from 'tap';
-import {
-  CancelledError,
-  PluginCrashedError,
-  PluginError,
-  PluginFailedError,
-  PluginShutdownError,
-} from '../../shared/errors.js';
+import { CancelledError, PluginCrashedError, PluginError, PluginFailedError, PluginShutdownError } from '../../shared/errors.js';
 import { backoff } from '../../plugin-loader/plugin-instance.js';
 import { fixtureInstance, next } from '../helpers/fixture-plugins.js';
 
@@ -206,7 +200,10 @@ t.test('streams cross the thread with backpressure, and end early when the consu
   await p.start();
   const all: number[] = [];
   for await (const n of p.stream<number>('numbers', [50], { window: 4 })) all.push(n);
-  t.same(all, Array.from({ length: 50 }, (_, i) => i));
+  t.same(
+    all,
+    Array.from({ length: 50 }, (_, i) => i),
+  );
   const stream = p.stream<number>('numbers', [10_000], { window: 4 });
   const first = await stream.next();
   t.same(first, { done: false, value: 0 });

@@ -40,9 +40,27 @@ t.test('runtime variables describe the task; limits only when set', async (t) =>
 
 t.test('precedence: host < image < runtime < task < device, one value per name', async (t) => {
   const table: { name: string; input: Partial<TaskEnvInput>; key: string; want: string; from: string }[] = [
-    { name: 'image beats host', input: { hostEnv: { A: 'host' }, hostEnvAllow: ['A'], imageEnv: ['A=image'] }, key: 'A', want: 'image', from: 'image' },
-    { name: 'task beats image', input: { imageEnv: ['PATH=/img', 'A=image'], taskEnv: { A: 'task' } }, key: 'A', want: 'task', from: 'task' },
-    { name: 'task can override a runtime variable', input: { taskEnv: { TASKHOST_TASK_NAME: 'mine' } }, key: 'TASKHOST_TASK_NAME', want: 'mine', from: 'task' },
+    {
+      name: 'image beats host',
+      input: { hostEnv: { A: 'host' }, hostEnvAllow: ['A'], imageEnv: ['A=image'] },
+      key: 'A',
+      want: 'image',
+      from: 'image',
+    },
+    {
+      name: 'task beats image',
+      input: { imageEnv: ['PATH=/img', 'A=image'], taskEnv: { A: 'task' } },
+      key: 'A',
+      want: 'task',
+      from: 'task',
+    },
+    {
+      name: 'task can override a runtime variable',
+      input: { taskEnv: { TASKHOST_TASK_NAME: 'mine' } },
+      key: 'TASKHOST_TASK_NAME',
+      want: 'mine',
+      from: 'task',
+    },
     { name: 'device beats task', input: { taskEnv: { GPU: 'all' }, deviceEnv: { GPU: '0' } }, key: 'GPU', want: '0', from: 'device' },
     { name: 'image env list: last entry of a name wins', input: { imageEnv: ['X=1', 'X=2'] }, key: 'X', want: '2', from: 'image' },
     { name: 'image flag without value', input: { imageEnv: ['FLAG'] }, key: 'FLAG', want: '', from: 'image' },
@@ -57,9 +75,17 @@ t.test('precedence: host < image < runtime < task < device, one value per name',
 
 t.test('the agent’s environment is withheld unless allowed by name or prefix', async (t) => {
   const hostEnv = { PATH: '/usr/bin', AWS_SECRET_ACCESS_KEY: 's3cr3t', LC_ALL: 'C', LC_TIME: 'C', HOME: '/root', NOPE: undefined };
-  t.same(Object.keys(buildTaskEnv({ ...base, hostEnv }).env).filter((k) => !k.startsWith('TASKHOST_')), []);
+  t.same(
+    Object.keys(buildTaskEnv({ ...base, hostEnv }).env).filter((k) => !k.startsWith('TASKHOST_')),
+    [],
+  );
   const { env } = buildTaskEnv({ ...base, hostEnv, hostEnvAllow: ['PATH', 'LC_*', 'NOPE'] });
-  t.same(Object.keys(env).filter((k) => !k.startsWith('TASKHOST_')).sort(), ['LC_ALL', 'LC_TIME', 'PATH']);
+  t.same(
+    Object.keys(env)
+      .filter((k) => !k.startsWith('TASKHOST_'))
+      .sort(),
+    ['LC_ALL', 'LC_TIME', 'PATH'],
+  );
   t.notOk('AWS_SECRET_ACCESS_KEY' in env);
 });
 
@@ -93,7 +119,10 @@ t.test('driver config strings are interpolated deep, keys and non-strings untouc
   const lookup = variables({ TASKHOST_TASK_NAME: 'web' }, { attributes: { arch: 'amd64' } });
   const config = { command: 'run-${TASKHOST_TASK_NAME}', args: ['--arch=${node.attr.arch}', 3, true], nested: { '${k}': null } };
   t.same(interpolateDeep(config, lookup), { command: 'run-web', args: ['--arch=amd64', 3, true], nested: { '${k}': null } });
-  t.equal(interpolate('${x}', () => undefined), '${x}');
+  t.equal(
+    interpolate('${x}', () => undefined),
+    '${x}',
+  );
   t.equal(variables({}, undefined)('node.attr.x'), undefined);
 });
 

@@ -7,17 +7,35 @@ const digest = `sha256:${hex}`;
 
 t.test('references normalise the way docker does', async (t) => {
   const cases: [string, { [K in keyof ImageRef]?: ImageRef[K] | undefined }][] = [
-    ['busybox', { registry: 'docker.io', repository: 'library/busybox', tag: 'latest', reference: 'docker.io/library/busybox:latest', familiar: 'busybox:latest' }],
+    [
+      'busybox',
+      {
+        registry: 'docker.io',
+        repository: 'library/busybox',
+        tag: 'latest',
+        reference: 'docker.io/library/busybox:latest',
+        familiar: 'busybox:latest',
+      },
+    ],
     ['busybox:1.35', { reference: 'docker.io/library/busybox:1.35', familiar: 'busybox:1.35', tag: '1.35' }],
     ['library/busybox:1.35', { reference: 'docker.io/library/busybox:1.35', familiar: 'busybox:1.35' }],
     ['docker.io/busybox', { reference: 'docker.io/library/busybox:latest', familiar: 'busybox:latest' }],
     ['docker.io/library/busybox:1.35', { reference: 'docker.io/library/busybox:1.35', familiar: 'busybox:1.35' }],
     ['index.docker.io/library/busybox:1.35', { registry: 'docker.io', reference: 'docker.io/library/busybox:1.35' }],
-    ['grafana/grafana:10.0.1', { repository: 'grafana/grafana', reference: 'docker.io/grafana/grafana:10.0.1', familiar: 'grafana/grafana:10.0.1' }],
+    [
+      'grafana/grafana:10.0.1',
+      { repository: 'grafana/grafana', reference: 'docker.io/grafana/grafana:10.0.1', familiar: 'grafana/grafana:10.0.1' },
+    ],
     ['a/b/c:x', { registry: 'docker.io', repository: 'a/b/c', familiar: 'a/b/c:x' }],
     [
       '127.0.0.1:5000/team/tools/busybox:1.35',
-      { registry: '127.0.0.1:5000', repository: 'team/tools/busybox', name: '127.0.0.1:5000/team/tools/busybox', reference: '127.0.0.1:5000/team/tools/busybox:1.35', familiar: '127.0.0.1:5000/team/tools/busybox:1.35' },
+      {
+        registry: '127.0.0.1:5000',
+        repository: 'team/tools/busybox',
+        name: '127.0.0.1:5000/team/tools/busybox',
+        reference: '127.0.0.1:5000/team/tools/busybox:1.35',
+        familiar: '127.0.0.1:5000/team/tools/busybox:1.35',
+      },
     ],
     ['localhost:5000/x', { registry: 'localhost:5000', repository: 'x', reference: 'localhost:5000/x:latest' }],
     ['localhost/x:1', { registry: 'localhost', repository: 'x', reference: 'localhost/x:1' }],
@@ -28,7 +46,10 @@ t.test('references normalise the way docker does', async (t) => {
     [`busybox@${digest}`, { reference: `docker.io/library/busybox@${digest}`, familiar: `busybox@${digest}`, digest, tag: undefined }],
     // Docker pulls name:tag@digest by the digest alone; the tag is kept for display only.
     [`busybox:1.35@${digest}`, { reference: `docker.io/library/busybox@${digest}`, familiar: `busybox@${digest}`, digest, tag: '1.35' }],
-    [`127.0.0.1:5000/library/busybox@${digest}`, { reference: `127.0.0.1:5000/library/busybox@${digest}`, familiar: `127.0.0.1:5000/library/busybox@${digest}` }],
+    [
+      `127.0.0.1:5000/library/busybox@${digest}`,
+      { reference: `127.0.0.1:5000/library/busybox@${digest}`, familiar: `127.0.0.1:5000/library/busybox@${digest}` },
+    ],
     [`x@sha512:${'b'.repeat(128)}`, { digest: `sha512:${'b'.repeat(128)}` }],
     [`x:${'t'.repeat(128)}`, { tag: 't'.repeat(128) }],
   ];

@@ -15,7 +15,10 @@ function eventHub() {
   const queues = new Set();
   return {
     emit(event) {
-      for (const q of queues) (q.items.push(event), q.wake?.());
+      for (const q of queues) {
+        q.items.push(event);
+        q.wake?.();
+      }
     },
     async *subscribe(signal) {
       const q = { items: [] };
@@ -41,7 +44,13 @@ export default function countdownDriver() {
   let tickMs = 1000;
 
   const event = (task, message) =>
-    events.emit({ taskId: task.id, taskName: task.config.name, allocId: task.config.allocId, timestamp: new Date().toISOString(), message });
+    events.emit({
+      taskId: task.id,
+      taskName: task.config.name,
+      allocId: task.config.allocId,
+      timestamp: new Date().toISOString(),
+      message,
+    });
 
   const get = (id) => {
     const task = tasks.get(id);

@@ -62,11 +62,17 @@ t.test('fingerprint: the group at once, then only when something changed', async
   t.equal(nothingYet, 'quiet', 'rescans that find nothing new send nothing');
   chmodSync(path.join(dir, 'b'), 0o644);
   const second = (await next).value as DeviceFingerprint;
-  t.same(second.groups[0]!.devices.map((d) => d.healthy), [true, true, true]);
+  t.same(
+    second.groups[0]!.devices.map((d) => d.healthy),
+    [true, true, true],
+  );
   appendFileSync(path.join(dir, 'a'), 'more'); // a size is not a fingerprint change
   writeFileSync(path.join(dir, 'c'), '');
   const third = (await stream.next()).value as DeviceFingerprint;
-  t.same(third.groups[0]!.devices.map((d) => d.id), ['a', 'b', 'c', 'link']);
+  t.same(
+    third.groups[0]!.devices.map((d) => d.id),
+    ['a', 'b', 'c', 'link'],
+  );
   stop.abort();
   t.same(await stream.next(), { done: true, value: undefined }, 'the stream ends when the host cancels it');
 });
@@ -77,7 +83,9 @@ t.test('an empty directory is a group with no devices; a missing one fails the s
   t.teardown(() => stop.abort());
   t.match((await plugin(empty).fingerprint(stop.signal).next()).value, { groups: [{ devices: [], attributes: { count: { value: 0 } } }] });
   const missing = path.join(empty, 'nope');
-  await t.rejects(plugin(missing).fingerprint(stop.signal).next(), { message: new RegExp(`^cannot read the device directory ${missing}: ENOENT`) });
+  await t.rejects(plugin(missing).fingerprint(stop.signal).next(), {
+    message: new RegExp(`^cannot read the device directory ${missing}: ENOENT`),
+  });
 });
 
 t.test('reserve: each file mounted read-only at /devices/<id>, the ids in EXAMPLE_FILE_DEVICES', async (t) => {

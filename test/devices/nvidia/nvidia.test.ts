@@ -150,13 +150,20 @@ function reading(value: number | string, unit: string, description: string) {
 t.test('config: defaults, and a fingerprint period too short to be sane is refused', async (t) => {
   t.same(parseWith(compileSchema(NvidiaConfig), {}, 'config'), { nvidiaSmi: 'nvidia-smi', fingerprintPeriod: '1m' });
   const plugin = nvidiaDevicePlugin();
-  t.same(await plugin.info(), { type: 'device', name: 'nvidia', pluginVersion: '0.1.0', apiVersions: ['1.0'] });
+  t.same(plugin.info(), { type: 'device', name: 'nvidia', pluginVersion: '0.1.0', apiVersions: ['1.0'] });
   t.equal(plugin.configSchema(), NvidiaConfig);
   const err = t.throws(() =>
-    plugin.setConfig({ apiVersion: '1.0', config: { nvidiaSmi: fake, fingerprintPeriod: '10ms' }, agent: { dataDir: work, pluginDataDir: work } }),
+    plugin.setConfig({
+      apiVersion: '1.0',
+      config: { nvidiaSmi: fake, fingerprintPeriod: '10ms' },
+      agent: { dataDir: work, pluginDataDir: work },
+    }),
   ) as InvalidConfigError;
   t.ok(err instanceof InvalidConfigError);
-  t.same(err.errors.map((e) => e.path), ['/fingerprintPeriod']);
+  t.same(
+    err.errors.map((e) => e.path),
+    ['/fingerprintPeriod'],
+  );
   t.match(err.message, /at least 100ms, got "10ms"/);
 });
 
@@ -217,7 +224,8 @@ t.test('group names: the vendor prefix dropped, anything outside [A-Za-z0-9_.-] 
 });
 
 t.test('CSV: values split on ", ", a stray ", " stays in the free-text field, other lines kept apart', async (t) => {
-  const text = '0, GPU-a, NVIDIA Odd, Name, 100, 0000:01:00.0, 1.0\r\n\n1, GPU-b, NVIDIA X, 200, 0000:02:00.0, 1.0\nWARNING: infoROM is corrupted at gpu 0000:0B:00.0\n';
+  const text =
+    '0, GPU-a, NVIDIA Odd, Name, 100, 0000:01:00.0, 1.0\r\n\n1, GPU-b, NVIDIA X, 200, 0000:02:00.0, 1.0\nWARNING: infoROM is corrupted at gpu 0000:0B:00.0\n';
   t.same(splitRows(text, 6, 2), {
     rows: [
       ['0', 'GPU-a', 'NVIDIA Odd, Name', '100', '0000:01:00.0', '1.0'],
@@ -226,7 +234,15 @@ t.test('CSV: values split on ", ", a stray ", " stays in the free-text field, ot
     other: ['WARNING: infoROM is corrupted at gpu 0000:0B:00.0'],
   });
   t.same(splitRows('a, b, c, d', 3).other, ['a, b, c, d'], 'too many values and no free-text field: not a row');
-  t.same(['[N/A]', '[Not Supported]', 'N/A', '[Unknown Error]', 'ERR!', '', '12'].map(notAReading), ['N/A', 'N/A', 'N/A', 'Unknown Error', 'ERR!', 'empty', undefined]);
+  t.same(['[N/A]', '[Not Supported]', 'N/A', '[Unknown Error]', 'ERR!', '', '12'].map(notAReading), [
+    'N/A',
+    'N/A',
+    'N/A',
+    'Unknown Error',
+    'ERR!',
+    'empty',
+    undefined,
+  ]);
   t.equal(normalizeBusId('00000000:0B:00.0'), normalizeBusId('0000:0b:00.0'));
   t.equal(normalizeBusId('not a bus id'), 'not a bus id');
 });
@@ -302,7 +318,11 @@ t.test('stats: readings nvidia-smi cannot make are strings ("[N/A]" becomes "N/A
   t.same(only!.stats['power.draw'], { value: 'N/A', description: 'board power draw' });
   const nvl = sample.groups.find((g) => g.name === 'H200-NVL')!;
   t.same(nvl.instances['GPU-0b6e2f71-93c4-4a0d-b5e8-6c1f7a9d2e43']!.summary, { value: 'N/A', description: 'GPU utilization' });
-  const degraded = readStats(fixture('synthetic-2xH200-degraded.stats.csv'), readInventory(fixture(`${twoGpuSet}.fingerprint.csv`), '', []).gpus, 1);
+  const degraded = readStats(
+    fixture('synthetic-2xH200-degraded.stats.csv'),
+    readInventory(fixture(`${twoGpuSet}.fingerprint.csv`), '', []).gpus,
+    1,
+  );
   t.same(degraded.stats.groups[0]!.instances[gpu0]!.summary, { value: 'Unknown Error', description: 'GPU utilization' });
   t.same(degraded.unknown, [], 'the lost GPU’s error line is not a row');
 });
@@ -319,7 +339,10 @@ t.test('stats come at once, then on the interval’s schedule, and end when the 
   }
   t.equal(at.length, 4, 'nothing after the abort');
   t.ok(at[0]! < 1_000, `the first at once (${Math.round(at[0]!)}ms)`);
-  t.ok(at.every((ms, k) => ms >= k * 100 - 5), `sample k not before k intervals (at ${at.map(Math.round).join(', ')}ms)`);
+  t.ok(
+    at.every((ms, k) => ms >= k * 100 - 5),
+    `sample k not before k intervals (at ${at.map(Math.round).join(', ')}ms)`,
+  );
   await t.rejects(firstOf(plugin.stats(0, forever)), InvalidConfigError);
   await t.rejects(firstOf(plugin.stats(-5, forever)), /positive number of ms, got -5/);
 });
@@ -337,7 +360,10 @@ t.test('stats from an nvidia-smi slower than the interval: ticks it overran are 
     if (at.length === 3) stop.abort();
   }
   const gaps = at.slice(1).map((ms, i) => ms - at[i]!);
-  t.ok(gaps.every((ms) => ms >= 200), `one sample per run, no burst to catch up (${gaps.map(Math.round).join(', ')}ms apart)`);
+  t.ok(
+    gaps.every((ms) => ms >= 200),
+    `one sample per run, no burst to catch up (${gaps.map(Math.round).join(', ')}ms apart)`,
+  );
 });
 
 t.test('reserve: NVIDIA_VISIBLE_DEVICES of the UUIDs, each GPU’s /dev/nvidia<index>, the control nodes that exist', async (t) => {
@@ -359,7 +385,10 @@ t.test('reserve: NVIDIA_VISIBLE_DEVICES of the UUIDs, each GPU’s /dev/nvidia<i
   t.ok(validReservation(reservation).ok, 'a valid ContainerReservation');
   t.same(controlNodes, ['/dev/nvidiactl', '/dev/nvidia-uvm', '/dev/nvidia-uvm-tools']);
   const all = newPlugin(t, {}, { pathExists: () => true }).plugin;
-  t.same((await all.reserve([gpu0])).devices.map((d) => d.hostPath), ['/dev/nvidia0', ...controlNodes]);
+  t.same(
+    (await all.reserve([gpu0])).devices.map((d) => d.hostPath),
+    ['/dev/nvidia0', ...controlNodes],
+  );
 });
 
 t.test('reserve: unknown ids are UnknownDeviceError naming the GPUs it knows; no ids at all is refused', async (t) => {
@@ -398,33 +427,40 @@ t.test('nvidia-smi fails (driver not loaded, exit 9): no groups, its message in 
   fakeEnv(t, { FAKE_NVIDIA_SMI_FAIL: 'driver' });
   const { plugin, lines } = newPlugin(t);
   t.same(await firstOf(plugin.fingerprint(forever)), { groups: [] });
-  t.same(lines, [`${fake} exited with code 9: NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.: reporting no GPUs`]);
+  t.same(lines, [
+    `${fake} exited with code 9: NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.: reporting no GPUs`,
+  ]);
   t.same((await firstOf(plugin.stats(100, forever))).groups, []);
-  t.same(lines.slice(1), [`stats: ${fake} exited with code 9: NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.`]);
+  t.same(lines.slice(1), [
+    `stats: ${fake} exited with code 9: NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.`,
+  ]);
 });
 
-t.test('nvidia-smi without its NVML library (exit 12), or with a driver/library mismatch (exit 18): no groups, why in the log', async (t) => {
-  const cases = [
-    {
-      fail: 'nvml',
-      said:
-        "exited with code 12: NVIDIA-SMI couldn't find libnvidia-ml.so library in your system. Please make sure that the NVIDIA Display Driver is properly installed and present in your system. " +
-        'Please also try adding directory that contains libnvidia-ml.so to your system PATH.',
-    },
-    { fail: 'mismatch', said: 'exited with code 18: Failed to initialize NVML: Driver/library version mismatch' },
-  ];
-  fakeEnv(t, { FAKE_NVIDIA_SMI_FAIL: '' });
-  for (const { fail, said } of cases) {
-    process.env.FAKE_NVIDIA_SMI_FAIL = fail;
-    const { plugin, lines } = newPlugin(t);
-    t.same(await firstOf(plugin.fingerprint(forever)), { groups: [] }, `${fail}: undetected, not an error`);
-    t.same(lines, [`${fake} ${said}: reporting no GPUs`], `${fail}: the tool's own words, both lines of them, in one log line`);
-    t.same((await firstOf(plugin.stats(100, forever))).groups, []);
-    t.same(lines.slice(1), [`stats: ${fake} ${said}`]);
-    const err = (await plugin.reserve([maskedUuid]).catch((e: unknown) => e)) as Error;
-    t.match(err, { code: 'UNKNOWN_DEVICE', message: /it knows none: nvidia-smi lists no GPUs/ }, `${fail}: nothing to reserve`);
-  }
-});
+t.test(
+  'nvidia-smi without its NVML library (exit 12), or with a driver/library mismatch (exit 18): no groups, why in the log',
+  async (t) => {
+    const cases = [
+      {
+        fail: 'nvml',
+        said:
+          "exited with code 12: NVIDIA-SMI couldn't find libnvidia-ml.so library in your system. Please make sure that the NVIDIA Display Driver is properly installed and present in your system. " +
+          'Please also try adding directory that contains libnvidia-ml.so to your system PATH.',
+      },
+      { fail: 'mismatch', said: 'exited with code 18: Failed to initialize NVML: Driver/library version mismatch' },
+    ];
+    fakeEnv(t, { FAKE_NVIDIA_SMI_FAIL: '' });
+    for (const { fail, said } of cases) {
+      process.env.FAKE_NVIDIA_SMI_FAIL = fail;
+      const { plugin, lines } = newPlugin(t);
+      t.same(await firstOf(plugin.fingerprint(forever)), { groups: [] }, `${fail}: undetected, not an error`);
+      t.same(lines, [`${fake} ${said}: reporting no GPUs`], `${fail}: the tool's own words, both lines of them, in one log line`);
+      t.same((await firstOf(plugin.stats(100, forever))).groups, []);
+      t.same(lines.slice(1), [`stats: ${fake} ${said}`]);
+      const err = (await plugin.reserve([maskedUuid]).catch((e: unknown) => e)) as Error;
+      t.match(err, { code: 'UNKNOWN_DEVICE', message: /it knows none: nvidia-smi lists no GPUs/ }, `${fail}: nothing to reserve`);
+    }
+  },
+);
 
 t.test('fingerprint is sent only on change; a GPU gone bad stays listed, unhealthy, with the reason', async (t) => {
   const runs = path.join(work, 'runs.log');
@@ -443,7 +479,12 @@ t.test('fingerprint is sent only on change; a GPU gone bad stays listed, unhealt
   const degraded = (await next).value as DeviceFingerprint;
   t.ok(validFingerprint(degraded).ok);
   t.same(degraded.groups[0]!.devices, [
-    { id: gpu0, healthy: false, healthDescription: 'nvidia-smi could not read it: memory.total is N/A', locality: { pciBusId: '00000000:18:00.0' } },
+    {
+      id: gpu0,
+      healthy: false,
+      healthDescription: 'nvidia-smi could not read it: memory.total is N/A',
+      locality: { pciBusId: '00000000:18:00.0' },
+    },
     {
       id: gpu1,
       healthy: false,
@@ -452,7 +493,12 @@ t.test('fingerprint is sent only on change; a GPU gone bad stays listed, unhealt
     },
   ]);
   t.same(degraded.groups[0]!.attributes.memory, { value: 143771, unit: 'MiB' }, 'the lost GPU keeps what was known of it');
-  t.match(lines, [/lists 2 GPU/, /exited with code 15, listing 2 GPU\(s\): 2x NVIDIA H200, driver 550\.90\.07, 2 unhealthy/, /GPU GPU-5f0c.* is unhealthy: nvidia-smi could not read it/, /GPU GPU-a27e.* is unhealthy: Unable to determine/]);
+  t.match(lines, [
+    /lists 2 GPU/,
+    /exited with code 15, listing 2 GPU\(s\): 2x NVIDIA H200, driver 550\.90\.07, 2 unhealthy/,
+    /GPU GPU-5f0c.* is unhealthy: nvidia-smi could not read it/,
+    /GPU GPU-a27e.* is unhealthy: Unable to determine/,
+  ]);
   const sick = (await plugin.reserve([gpu1]).catch((e: unknown) => e)) as DeviceUnhealthyError;
   t.ok(sick instanceof DeviceUnhealthyError);
   t.match(sick.message, /GPU GPU-a27e.* is unhealthy: Unable to determine the device handle/);
@@ -476,7 +522,10 @@ t.test('nvidia-smi failing after it listed GPUs (a driver upgrade half done): th
   const why = `${fake} exited with code 18: Failed to initialize NVML: Driver/library version mismatch`;
   t.same(
     broken.groups[0]!.devices.map((d) => [d.id, d.healthy, d.healthDescription]),
-    [[gpu0, false, why], [gpu1, false, why]],
+    [
+      [gpu0, false, why],
+      [gpu1, false, why],
+    ],
     'both GPUs still listed, each saying why it is unhealthy',
   );
   t.equal(lines.at(-1), `${why}: reporting its 2 GPU(s) as unhealthy until it answers`);
@@ -495,10 +544,13 @@ t.test('a hung nvidia-smi is killed after the query timeout, and the GPUs it kne
   process.env.FAKE_NVIDIA_SMI_FAIL = 'hang';
   t.teardown(() => delete process.env.FAKE_NVIDIA_SMI_FAIL);
   const hung = (await stream.next()).value as DeviceFingerprint;
-  t.same(hung.groups[0]!.devices.map((d) => [d.healthy, d.healthDescription]), [
-    [false, `${fake} did not answer within 300ms and was killed`],
-    [false, `${fake} did not answer within 300ms and was killed`],
-  ]);
+  t.same(
+    hung.groups[0]!.devices.map((d) => [d.healthy, d.healthDescription]),
+    [
+      [false, `${fake} did not answer within 300ms and was killed`],
+      [false, `${fake} did not answer within 300ms and was killed`],
+    ],
+  );
   t.match(lines.at(-1), /did not answer within 300ms and was killed: reporting its 2 GPU\(s\) as unhealthy until it answers/);
   const sample = await firstOf(plugin.stats(100, forever));
   t.same(sample.groups, [], 'no stats from an nvidia-smi that does not answer');
@@ -576,10 +628,24 @@ t.test('inventory edge cases: no UUID, a row twice, a lost GPU never seen, other
   ]);
   const odd = readInventory('[N/A], GPU-odd, [N/A], abc, [N/A], [N/A]\nsome, message, that, has, six, parts\n', '', []);
   t.same(odd.gpus, [
-    { id: 'GPU-odd', model: 'unknown', healthy: false, healthDescription: 'nvidia-smi could not read it: index is N/A, name is N/A, pci.bus_id is N/A, driver_version is N/A, memory.total "abc" is not a number' },
+    {
+      id: 'GPU-odd',
+      model: 'unknown',
+      healthy: false,
+      healthDescription:
+        'nvidia-smi could not read it: index is N/A, name is N/A, pci.bus_id is N/A, driver_version is N/A, memory.total "abc" is not a number',
+    },
   ]);
   t.same(odd.notes, ['nvidia-smi said: some, message, that, has, six, parts']);
-  t.same(toGroups(odd.gpus), [{ vendor: 'nvidia', type: 'gpu', name: 'unknown', devices: [{ id: 'GPU-odd', healthy: false, healthDescription: odd.gpus[0]!.healthDescription }], attributes: { model: { value: 'unknown' } } }]);
+  t.same(toGroups(odd.gpus), [
+    {
+      vendor: 'nvidia',
+      type: 'gpu',
+      name: 'unknown',
+      devices: [{ id: 'GPU-odd', healthy: false, healthDescription: odd.gpus[0]!.healthDescription }],
+      attributes: { model: { value: 'unknown' } },
+    },
+  ]);
 });
 
 t.test('every recorded set: the plugin reports the cells nvidia-smi printed on that GPU', async (t) => {
@@ -619,7 +685,11 @@ t.test('every recorded set: the plugin reports the cells nvidia-smi printed on t
 
     t.same(
       await plugin.reserve([maskedUuid]),
-      { envs: { NVIDIA_VISIBLE_DEVICES: maskedUuid }, mounts: [], devices: [{ taskPath: '/dev/nvidia0', hostPath: '/dev/nvidia0', permissions: 'rw' }] },
+      {
+        envs: { NVIDIA_VISIBLE_DEVICES: maskedUuid },
+        mounts: [],
+        devices: [{ taskPath: '/dev/nvidia0', hostPath: '/dev/nvidia0', permissions: 'rw' }],
+      },
       `${r.set}: its GPU is reservable, as /dev/nvidia0`,
     );
   }
@@ -647,7 +717,11 @@ t.test('recorded fixtures say where they come from, and hold exactly the capture
     t.match(comments[0], /^# RECORDED BY A THIRD PARTY on a real GPU, not on our machines, and NOT synthetic/, `${file}: says what it is`);
     const header = comments.join('\n');
     t.match(header, 'https://github.com/utkuozdemir/nvidia_gpu_exporter (MIT licence', `${file}: names the source and its licence`);
-    t.match(header, /file internal\/captures\/linux-x86_64__[\w.-]+\.txt\n#\s+at commit e656cd81a180e7e0e7862b53c9acd4c2fb0f590b/, `${file}: names the file and commit`);
+    t.match(
+      header,
+      /file internal\/captures\/linux-x86_64__[\w.-]+\.txt\n#\s+at commit e656cd81a180e7e0e7862b53c9acd4c2fb0f590b/,
+      `${file}: names the file and commit`,
+    );
     t.match(header, /section \(under load\)|"idle :: query-gpu" section/, `${file}: names the capture state`);
     t.match(header, "The UUID is the collector's mask", `${file}: says the UUID is masked`);
     t.match(header, 'reformatted them to\n# the `noheader,nounits` form', `${file}: says the reformatting is ours`);
@@ -667,7 +741,9 @@ t.test('recorded fixtures say where they come from, and hold exactly the capture
 });
 
 t.test('every fixture set in test/fixtures/nvidia-smi (synthetic or recorded) reads into valid groups and stats', async (t) => {
-  const sets = readdirSync(fixtures).filter((f) => f.endsWith('.fingerprint.csv')).map((f) => f.replace(/\.fingerprint\.csv$/, ''));
+  const sets = readdirSync(fixtures)
+    .filter((f) => f.endsWith('.fingerprint.csv'))
+    .map((f) => f.replace(/\.fingerprint\.csv$/, ''));
   t.ok(sets.includes(recordedSet) && sets.includes(twoGpuSet));
   for (const set of sets) {
     const { gpus } = readInventory(fixture(`${set}.fingerprint.csv`), '', []);

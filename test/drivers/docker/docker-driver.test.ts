@@ -32,7 +32,14 @@ import {
   TaskRunningError,
 } from '../../../shared/errors.js';
 import { compileSchema, parseWith } from '../../../shared/schema.js';
-import { BUSYBOX_IMAGE, dockerAvailable, IMAGE_GREETING, pushThrowawayImage, removeImageRefs, requireDocker } from '../../helpers/docker.js';
+import {
+  BUSYBOX_IMAGE,
+  dockerAvailable,
+  IMAGE_GREETING,
+  pushThrowawayImage,
+  removeImageRefs,
+  requireDocker,
+} from '../../helpers/docker.js';
 
 const run = promisify(execFile);
 const socket = '/var/run/docker.sock';
@@ -57,11 +64,17 @@ function engineTest(name: string, body: (t: Test) => Promise<void>): void {
 async function removeRunContainers(): Promise<void> {
   if (!(await engineUp)) return;
   const left = await docker.listContainers({ all: true, filters: { label: [`${runLabel}=${runId}`] } });
-  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
+  await Promise.all(
+    left.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true, v: true })
+        .catch(() => undefined),
+    ),
+  );
 }
 t.afterEach(removeRunContainers);
 t.teardown(removeRunContainers);
-
 
 interface Harness {
   driver: DockerDriver;
@@ -88,7 +101,11 @@ function newDriver(t: Test, config: Record<string, unknown> = {}, options: { ini
 
 /** setConfig as the host calls it, from a partial config (the driver fills the defaults). */
 function configure(driver: DockerDriver, config: Record<string, unknown>, agentDir: string): void {
-  driver.setConfig({ apiVersion: '1.0', config: config as unknown as DockerConfig, agent: { dataDir: agentDir, pluginDataDir: path.join(agentDir, 'docker') } });
+  driver.setConfig({
+    apiVersion: '1.0',
+    config: config as unknown as DockerConfig,
+    agent: { dataDir: agentDir, pluginDataDir: path.join(agentDir, 'docker') },
+  });
 }
 
 /** A task config with its own directories, as prepare-task makes them. */
@@ -151,10 +168,13 @@ function collectEvents(t: Test, driver: DockerDriver): TaskEvent[] {
 }
 
 async function containerExists(id: string): Promise<boolean> {
-  return docker.getContainer(id).inspect().then(
-    () => true,
-    () => false,
-  );
+  return docker
+    .getContainer(id)
+    .inspect()
+    .then(
+      () => true,
+      () => false,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -180,17 +200,31 @@ t.test('config schemas: defaults, closed objects, durations', async (t) => {
   t.match(task({ image, networkMode: 'bridge' }), { ok: false, issues: [{ path: '/networkMode' }] });
   t.match(task({ image, volumes: ['relative'] }), { ok: false, issues: [{ path: '/volumes/0' }] });
   const { driver } = newDriver(t);
-  t.throws(() => configure(driver, { extraLabels: { 'com.taskhost.managed': 'false' } }, '/d'), InvalidConfigError, 'extraLabels cannot forge ownership');
+  t.throws(
+    () => configure(driver, { extraLabels: { 'com.taskhost.managed': 'false' } }, '/d'),
+    InvalidConfigError,
+    'extraLabels cannot forge ownership',
+  );
   t.same(driver.capabilities(), { sendSignals: true, exec: true, fsIsolation: 'image', networkModes: ['none', 'host'], mounts: true });
   t.match(driver.info(), { type: 'driver', name: 'docker', pluginVersion: '0.1.0', apiVersions: ['1.0'] });
 });
 
 t.test('container spec: policy refusals name their path; env, labels, limits and name', async (t) => {
   const plugin = parseWith(compileSchema<DockerConfig>(DockerConfig), { extraLabels: { team: 'a' } }, 'config');
-  const task = taskConfig(t, {}, { resources: { memoryMB: 64, cpuShares: 512 }, killTimeoutMs: 2500, killSignal: 'SIGINT', user: 'nobody' });
+  const task = taskConfig(
+    t,
+    {},
+    { resources: { memoryMB: 64, cpuShares: 512 }, killTimeoutMs: 2500, killSignal: 'SIGINT', user: 'nobody' },
+  );
   task.devices = [{ hostPath: '/dev/null', taskPath: '/dev/nothing', permissions: 'rw' }];
   const spec = (config: Partial<DockerTaskConfig>, p = plugin) =>
-    containerSpec({ task, config: { image, networkMode: 'none', pullPolicy: 'missing', ...config }, plugin: p, image, imageEnv: ['PATH=/bin', 'A=image'] });
+    containerSpec({
+      task,
+      config: { image, networkMode: 'none', pullPolicy: 'missing', ...config },
+      plugin: p,
+      image,
+      imageEnv: ['PATH=/bin', 'A=image'],
+    });
 
   const refused = (config: Partial<DockerTaskConfig>): string[] => {
     try {
@@ -209,14 +243,23 @@ t.test('container spec: policy refusals name their path; env, labels, limits and
   t.same(refused({ capAdd: ['cap_chown'], capDrop: ['ALL'] }), [], 'caps are read the way Docker reads them');
 
   const permissive = { ...plugin, volumes: { enabled: true }, allowPrivileged: true };
-  const full = spec({ command: 'sh', args: ['-c', 'env'], env: { A: 'config' }, volumes: ['data:/data:ro'], privileged: true, labels: { app: 'web' } }, permissive);
+  const full = spec(
+    { command: 'sh', args: ['-c', 'env'], env: { A: 'config' }, volumes: ['data:/data:ro'], privileged: true, labels: { app: 'web' } },
+    permissive,
+  );
   t.same(full.Cmd, ['sh', '-c', 'env']);
   t.equal(full.Image, image);
   t.equal(full.User, 'nobody');
   t.equal(full.StopSignal, 'SIGINT', "the task's killSignal is the container's StopSignal");
   t.equal(full.StopTimeout, 3);
   t.same(full.Env, ['A=config', 'PATH=/bin', 'TASKHOST_ALLOC_DIR=/alloc', 'TASK_MARKER=marked']);
-  t.match(full.Labels, { team: 'a', app: 'web', [taskLabels.taskId]: task.id, [taskLabels.driver]: 'docker', [taskLabels.managed]: 'true' });
+  t.match(full.Labels, {
+    team: 'a',
+    app: 'web',
+    [taskLabels.taskId]: task.id,
+    [taskLabels.driver]: 'docker',
+    [taskLabels.managed]: 'true',
+  });
   t.match(full.HostConfig, {
     NetworkMode: 'none',
     Memory: 64 * 1024 * 1024,
@@ -227,7 +270,11 @@ t.test('container spec: policy refusals name their path; env, labels, limits and
     Devices: [{ PathOnHost: '/dev/null', PathInContainer: '/dev/nothing', CgroupPermissions: 'rw' }],
   });
   t.equal(full.HostConfig?.AutoRemove, undefined, 'no AutoRemove: the exit code must outlive the container');
-  t.match(full.HostConfig?.Mounts, [{ Source: task.allocDir, Target: '/alloc' }, { Source: task.taskDir, Target: '/local' }, { Source: task.secretsDir, Target: '/secrets' }]);
+  t.match(full.HostConfig?.Mounts, [
+    { Source: task.allocDir, Target: '/alloc' },
+    { Source: task.taskDir, Target: '/local' },
+    { Source: task.secretsDir, Target: '/secrets' },
+  ]);
   t.same(spec({ args: ['x'] }).Cmd, ['x'], 'args alone replace the image command');
   t.equal(spec({}).Cmd, undefined, "no command: the image's own");
 
@@ -244,16 +291,32 @@ t.test('log frames, the since parameter and stats conversion', async (t) => {
     return Buffer.concat([header, Buffer.from(text)]);
   };
   const frames = parseLogFrames(Buffer.concat([frame(1, 'out\n'), frame(2, 'err\n'), frame(1, 'partial').subarray(0, 10)]));
-  t.same(frames.map((f) => [f.stream, f.data.toString()]), [['stdout', 'out\n'], ['stderr', 'err\n']], 'a trailing partial frame is dropped');
+  t.same(
+    frames.map((f) => [f.stream, f.data.toString()]),
+    [
+      ['stdout', 'out\n'],
+      ['stderr', 'err\n'],
+    ],
+    'a trailing partial frame is dropped',
+  );
   t.equal(sinceParam(1_700_000_000_250.5), '1700000000.250500000');
 
-  const cpu = (total: number, system: number) => ({ cpu_usage: { total_usage: total, usage_in_usermode: 2e6, usage_in_kernelmode: 1e6 }, system_cpu_usage: system, online_cpus: 4 });
+  const cpu = (total: number, system: number) => ({
+    cpu_usage: { total_usage: total, usage_in_usermode: 2e6, usage_in_kernelmode: 1e6 },
+    system_cpu_usage: system,
+    online_cpus: 4,
+  });
   t.equal(cpuPercent(cpu(150, 1000), cpu(100, 900)), 200, 'half the host over 4 CPUs is 200% (two cores)');
   t.equal(cpuPercent(cpu(150, 1000), { cpu_usage: { total_usage: 0 } }), undefined, 'no previous sample: not measured');
   t.equal(rssBytes({ usage: 1000, stats: { rss: 300, total_rss: 400 } }), 400, 'cgroup v1');
   t.equal(rssBytes({ usage: 1000, stats: { anon: 250, inactive_file: 100 } }), 250, 'cgroup v2');
   t.equal(rssBytes({ usage: 1000, stats: { cache: 600 } }), 400, 'usage less the cache');
-  const usage = toResourceUsage('a/b/00000000', { read: '2026-01-01T00:00:00Z', cpu_stats: cpu(150, 1000), precpu_stats: cpu(100, 900), memory_stats: { usage: 1000, stats: { rss: 300 } } });
+  const usage = toResourceUsage('a/b/00000000', {
+    read: '2026-01-01T00:00:00Z',
+    cpu_stats: cpu(150, 1000),
+    precpu_stats: cpu(100, 900),
+    memory_stats: { usage: 1000, stats: { rss: 300 } },
+  });
   t.same(usage, {
     taskId: 'a/b/00000000',
     timestamp: Date.parse('2026-01-01T00:00:00Z'),
@@ -294,7 +357,10 @@ engineTest('a container that exits at once reports its code, every time', async 
 engineTest('output lands in the task files; the container runs as created', async (t) => {
   const { driver, images } = newDriver(t);
   const events = collectEvents(t, driver);
-  const cfg = taskConfig(t, sh('echo hello; echo oops >&2; echo "marker=$TASK_MARKER dir=$TASKHOST_ALLOC_DIR"; ls -d /alloc /local /secrets'));
+  const cfg = taskConfig(
+    t,
+    sh('echo hello; echo oops >&2; echo "marker=$TASK_MARKER dir=$TASKHOST_ALLOC_DIR"; ls -d /alloc /local /secrets'),
+  );
   const { handle } = await driver.startTask(cfg);
   t.match(handle, { version: 1, config: cfg, state: 'running', driverState: { image, containerName: containerName(cfg) } });
   t.match(stateOf(handle).imageId, /^sha256:[0-9a-f]{64}$/);
@@ -306,7 +372,12 @@ engineTest('output lands in the task files; the container runs as created', asyn
   t.equal(info.Name, `/${containerName(cfg)}`);
   t.equal(info.HostConfig.NetworkMode, 'none');
   t.equal(info.HostConfig.AutoRemove, false);
-  t.match(info.Config.Labels, { [taskLabels.taskId]: cfg.id, [taskLabels.allocId]: cfg.allocId, [taskLabels.taskName]: 'web', [runLabel]: runId });
+  t.match(info.Config.Labels, {
+    [taskLabels.taskId]: cfg.id,
+    [taskLabels.allocId]: cfg.allocId,
+    [taskLabels.taskName]: 'web',
+    [runLabel]: runId,
+  });
   await t.rejects(driver.startTask(cfg), TaskExistsError, 'an id is never started twice');
   await until(() => events.some((e) => e.taskId === cfg.id && e.message === 'exited with code 0'), 'the exit event');
   const messages = events.filter((e) => e.taskId === cfg.id).map((e) => e.message);
@@ -338,7 +409,11 @@ engineTest("image env is merged under the task's: each name once, the task's val
   await driver.startTask(cfg);
   t.same(await driver.waitTask(cfg.id, forever), exited(0));
   const lines = readFileSync(cfg.stdoutPath, 'utf8').trim().split('\n');
-  t.same(lines.filter((l) => l.startsWith(`${name}=`)), [`${name}=from-task`], 'once, with the task value');
+  t.same(
+    lines.filter((l) => l.startsWith(`${name}=`)),
+    [`${name}=from-task`],
+    'once, with the task value',
+  );
   t.ok(lines.includes('PATH=/bin'), "the image's other names stay");
   t.ok(lines.includes('FROM_CONFIG=yes') && lines.includes('TASK_MARKER=marked'));
 
@@ -394,7 +469,13 @@ engineTest('stop: a task that exits on SIGTERM stops at once; one that traps it 
   t.same((await driver.inspectTask(stubborn.id)).exitResult, { exitCode: 137, signal: 'SIGKILL', oomKilled: false });
   await until(() => events.some((e) => e.taskId === stubborn.id && e.message.startsWith('killed by')), 'the exit event');
   const messages = events.filter((e) => e.taskId === stubborn.id).map((e) => e.message);
-  t.match(messages, [/^created/, /^started/, /^stop requested: sending SIGTERM, SIGKILL after 1000ms/, /did not exit within 1000ms of SIGTERM: sending SIGKILL/, 'killed by SIGKILL (exit code 137)']);
+  t.match(messages, [
+    /^created/,
+    /^started/,
+    /^stop requested: sending SIGTERM, SIGKILL after 1000ms/,
+    /did not exit within 1000ms of SIGTERM: sending SIGKILL/,
+    'killed by SIGKILL (exit code 137)',
+  ]);
 });
 
 engineTest('a 137 the driver did not cause is not reported as its SIGKILL', async (t) => {
@@ -406,7 +487,7 @@ engineTest('a 137 the driver did not cause is not reported as its SIGKILL', asyn
   await driver.destroyTask(cfg.id, false);
 });
 
-engineTest('a container removed behind the driver\'s back ends the task with an error saying so', async (t) => {
+engineTest("a container removed behind the driver's back ends the task with an error saying so", async (t) => {
   const { driver } = newDriver(t);
   const cfg = taskConfig(t, { command: 'sleep', args: ['30'] });
   const { handle } = await driver.startTask(cfg);
@@ -427,7 +508,10 @@ engineTest('OOM: the Engine says the container was OOM-killed, and so does the e
   await driver.startTask(cfg);
   const exit = await driver.waitTask(cfg.id, forever);
   t.same(exit, { exitCode: 137, signal: null, oomKilled: true }, 'OOM from State.OOMKilled; no SIGKILL claimed');
-  await until(() => events.some((e) => e.taskId === cfg.id && e.annotations?.oomKilled === 'true' && /OOM killed/.test(e.message)), 'the OOM event');
+  await until(
+    () => events.some((e) => e.taskId === cfg.id && e.annotations?.oomKilled === 'true' && /OOM killed/.test(e.message)),
+    'the OOM event',
+  );
   await driver.destroyTask(cfg.id, false);
 });
 
@@ -491,8 +575,16 @@ engineTest('exec: output, exit codes, timeouts; refused in an exited task', asyn
   const cfg = taskConfig(t, { command: 'sleep', args: ['30'] });
   await driver.startTask(cfg);
   t.same(await driver.execTask(cfg.id, ['echo', 'hi'], 0), { stdout: 'hi\n', stderr: '', exitResult: exited(0) });
-  t.same(await driver.execTask(cfg.id, ['sh', '-c', 'echo out; echo err >&2; exit 3'], 5000), { stdout: 'out\n', stderr: 'err\n', exitResult: exited(3) });
-  const big = await driver.execTask(cfg.id, ['sh', '-c', 'i=0; while [ $i -lt 3000 ]; do echo 0123456789012345678901234567890123456789; i=$((i+1)); done'], 10_000);
+  t.same(await driver.execTask(cfg.id, ['sh', '-c', 'echo out; echo err >&2; exit 3'], 5000), {
+    stdout: 'out\n',
+    stderr: 'err\n',
+    exitResult: exited(3),
+  });
+  const big = await driver.execTask(
+    cfg.id,
+    ['sh', '-c', 'i=0; while [ $i -lt 3000 ]; do echo 0123456789012345678901234567890123456789; i=$((i+1)); done'],
+    10_000,
+  );
   t.equal(big.stdout.length, 64 * 1024, 'output is capped at 64 KiB (the last bytes)');
   const began = Date.now();
   const slow = await driver.execTask(cfg.id, ['sleep', '10'], 300);
@@ -528,7 +620,10 @@ engineTest('stats: samples from the Engine at most once per interval, ending whe
   t.match(last, { taskId: cfg.id, cpu: { percent: Number }, memory: { rssBytes: Number, usageBytes: Number } });
   t.ok(last.measured.includes('cpu.percent') && last.measured.includes('memory.rssBytes'));
   t.ok(last.memory.rssBytes > 0 && last.memory.rssBytes < 64 * 1024 * 1024);
-  t.ok(samples.some((s) => s.usage.cpu.percent > 5), `the busy loop shows as CPU use (${samples.map((s) => s.usage.cpu.percent.toFixed(1)).join(', ')})`);
+  t.ok(
+    samples.some((s) => s.usage.cpu.percent > 5),
+    `the busy loop shows as CPU use (${samples.map((s) => s.usage.cpu.percent.toFixed(1)).join(', ')})`,
+  );
 
   const ending = (async () => {
     let n = 0;
@@ -623,7 +718,10 @@ engineTest('reconciler: removes labelled containers it does not own after the gr
   t.same((await dry.reconcile({ now: later })).removed, [], 'dry run removes nothing');
 
   const result = await driver.reconcile({ now: later });
-  t.same(result.removed.map((c) => c.id), [dangling.id]);
+  t.same(
+    result.removed.map((c) => c.id),
+    [dangling.id],
+  );
   t.match(result.removed[0], { name: `dangling-${runId}`, taskId: 'gone/web/00000000' });
   t.notOk(await containerExists(dangling.id), 'the dangling container is gone');
   t.ok(await containerExists(unlabelled.id), 'a container without the labels is never touched');
@@ -637,10 +735,19 @@ engineTest('reconciler: dry run only reports; init runs it', async (t) => {
   const dangling = await docker.createContainer({
     Image: image,
     Cmd: ['true'],
-    Labels: { [taskLabels.taskId]: 'gone/web/00000002', [taskLabels.driver]: 'docker', [taskLabels.managed]: 'true', [taskLabels.agent]: agentDir, [runLabel]: runId },
+    Labels: {
+      [taskLabels.taskId]: 'gone/web/00000002',
+      [taskLabels.driver]: 'docker',
+      [taskLabels.managed]: 'true',
+      [taskLabels.agent]: agentDir,
+      [runLabel]: runId,
+    },
   });
   const result = await driver.reconcile({ now: Date.now() + 2_000 });
-  t.same(result.wouldRemove.map((c) => c.id), [dangling.id]);
+  t.same(
+    result.wouldRemove.map((c) => c.id),
+    [dangling.id],
+  );
   t.ok(await containerExists(dangling.id));
   t.match(logs, [/^dry run: would remove dangling container .* of task "gone\/web\/00000002"/]);
 
@@ -652,51 +759,66 @@ engineTest('reconciler: dry run only reports; init runs it', async (t) => {
   t.pass('removed without a direct call');
 });
 
-engineTest('fingerprint: healthy with the Engine attributes; undetected without a socket; unhealthy when it does not answer; healthy again by itself', async (t) => {
-  const first = async (driver: DockerDriver): Promise<DriverFingerprint> => {
-    const stop = new AbortController();
-    for await (const fp of driver.fingerprint(stop.signal)) {
-      stop.abort();
-      return fp;
-    }
-    throw new Error('no fingerprint');
-  };
-  const { driver } = newDriver(t);
-  const version = await docker.version();
-  t.match(await first(driver), {
-    health: 'healthy',
-    attributes: {
-      'driver.docker': true,
-      'driver.docker.version': version.Version,
-      'driver.docker.api_version': version.ApiVersion,
-      'driver.docker.runtimes': /runc/,
-      'driver.docker.os': 'linux',
-    },
-  });
-  t.match(await first(newDriver(t, { endpoint: 'unix:///nonexistent.sock' }).driver), { health: 'undetected', healthDescription: /\/nonexistent\.sock does not exist/ });
-  t.match(await first(newDriver(t, { endpoint: 'tcp://127.0.0.1:1' }).driver), { health: 'unhealthy', healthDescription: /ECONNREFUSED/ });
+engineTest(
+  'fingerprint: healthy with the Engine attributes; undetected without a socket; unhealthy when it does not answer; healthy again by itself',
+  async (t) => {
+    const first = async (driver: DockerDriver): Promise<DriverFingerprint> => {
+      const stop = new AbortController();
+      for await (const fp of driver.fingerprint(stop.signal)) {
+        stop.abort();
+        return fp;
+      }
+      throw new Error('no fingerprint');
+    };
+    const { driver } = newDriver(t);
+    const version = await docker.version();
+    t.match(await first(driver), {
+      health: 'healthy',
+      attributes: {
+        'driver.docker': true,
+        'driver.docker.version': version.Version,
+        'driver.docker.api_version': version.ApiVersion,
+        'driver.docker.runtimes': /runc/,
+        'driver.docker.os': 'linux',
+      },
+    });
+    t.match(await first(newDriver(t, { endpoint: 'unix:///nonexistent.sock' }).driver), {
+      health: 'undetected',
+      healthDescription: /\/nonexistent\.sock does not exist/,
+    });
+    t.match(await first(newDriver(t, { endpoint: 'tcp://127.0.0.1:1' }).driver), {
+      health: 'unhealthy',
+      healthDescription: /ECONNREFUSED/,
+    });
 
-  const proxy = await engineProxy(t);
-  const { driver: watched } = newDriver(t, { endpoint: `unix://${proxy.path}`, fingerprintInterval: '50ms' });
-  const stop = new AbortController();
-  t.teardown(() => stop.abort());
-  const seen: string[] = [];
-  for await (const fp of watched.fingerprint(stop.signal)) {
-    seen.push(fp.health);
-    if (seen.length === 2) proxy.down();
-    if (seen.length === 4) proxy.up();
-    if (seen.at(-1) === 'healthy' && seen.includes('unhealthy')) break;
-  }
-  const changes = seen.filter((health, i) => health !== seen[i - 1]);
-  t.same(changes, ['healthy', 'unhealthy', 'healthy'], 'no restart needed to be healthy again');
-});
+    const proxy = await engineProxy(t);
+    const { driver: watched } = newDriver(t, { endpoint: `unix://${proxy.path}`, fingerprintInterval: '50ms' });
+    const stop = new AbortController();
+    t.teardown(() => stop.abort());
+    const seen: string[] = [];
+    for await (const fp of watched.fingerprint(stop.signal)) {
+      seen.push(fp.health);
+      if (seen.length === 2) proxy.down();
+      if (seen.length === 4) proxy.up();
+      if (seen.at(-1) === 'healthy' && seen.includes('unhealthy')) break;
+    }
+    const changes = seen.filter((health, i) => health !== seen[i - 1]);
+    t.same(changes, ['healthy', 'unhealthy', 'healthy'], 'no restart needed to be healthy again');
+  },
+);
 
 engineTest('refusals before any work: policy, a missing image, a command that cannot start', async (t) => {
   const { driver, images } = newDriver(t);
-  await t.rejects(driver.startTask(taskConfig(t, { volumes: ['/etc:/etc2'] })), { code: 'INVALID_CONFIG', errors: [{ path: '/config/volumes/0' }] });
+  await t.rejects(driver.startTask(taskConfig(t, { volumes: ['/etc:/etc2'] })), {
+    code: 'INVALID_CONFIG',
+    errors: [{ path: '/config/volumes/0' }],
+  });
   await t.rejects(driver.startTask(taskConfig(t, { capAdd: ['SYS_ADMIN'] })), /capability SYS_ADMIN is not allowed/);
   await t.rejects(driver.startTask(taskConfig(t, { image: 'Busy Box' })), { code: 'INVALID_CONFIG', errors: [{ path: '/config/image' }] });
-  await t.rejects(driver.startTask(taskConfig(t, { image: 'busybox:0.0-nope', pullPolicy: 'never' })), /is not present and the pull policy is "never"/);
+  await t.rejects(
+    driver.startTask(taskConfig(t, { image: 'busybox:0.0-nope', pullPolicy: 'never' })),
+    /is not present and the pull policy is "never"/,
+  );
 
   const cfg = taskConfig(t, { command: 'no-such-command' });
   await t.rejects(driver.startTask(cfg), { code: 'INVALID_CONFIG', errors: [{ path: '/config/command' }] });
@@ -746,4 +868,3 @@ async function engineProxy(t: Test): Promise<{ path: string; down(): void; up():
     },
   };
 }
-

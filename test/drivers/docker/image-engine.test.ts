@@ -7,11 +7,27 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import Dockerode from 'dockerode';
+import type Dockerode from 'dockerode';
 import t from 'tap';
 import type { PullProgress } from '../../../drivers/docker/image-manager.js';
-import { CancelledError, PluginError, TimeoutError } from '../../../shared/errors.js';
-import { AUTH_REGISTRY, BUSYBOX_IMAGE, deleteFromRegistry, IMAGE_GREETING, NESTED_IMAGE, PLAIN_IMAGE, PLAIN_REGISTRY, PRIVATE_IMAGE, pushThrowawayImage, REGISTRY_PASSWORD, REGISTRY_USER, removeImageRefs, imageExists, requireDocker, tarArchive } from '../../helpers/docker.js';
+import { PluginError, TimeoutError } from '../../../shared/errors.js';
+import {
+  AUTH_REGISTRY,
+  BUSYBOX_IMAGE,
+  deleteFromRegistry,
+  IMAGE_GREETING,
+  NESTED_IMAGE,
+  PLAIN_IMAGE,
+  PLAIN_REGISTRY,
+  PRIVATE_IMAGE,
+  pushThrowawayImage,
+  REGISTRY_PASSWORD,
+  REGISTRY_USER,
+  removeImageRefs,
+  imageExists,
+  requireDocker,
+  tarArchive,
+} from '../../helpers/docker.js';
 import { basic, credentialHelper, knowsAuthRegistry, service, tempDir, until } from '../../helpers/image-service-fakes.js';
 
 // GC timers are unref'd (a plugin must not be kept alive by them); this keeps the test process
@@ -48,7 +64,12 @@ t.test('real engine: pull by tag from the registry, with progress, and the image
   t.match(ensured, { reference: ref, pulled: true, id: /^sha256:[0-9a-f]{64}$/ });
   t.ok(ensured.env.includes(`THROWAWAY=tag-${runId}`), 'the image env comes back');
   t.ok(progress.length >= 1, 'progress was reported');
-  t.match(progress.at(-1), { image: ref, layersDone: 1, layersTotal: 1, message: /^Pulled 127\.0\.0\.1:5000\/taskhost-test\/pull:tag-\w+: 1 of 1 layers, [\d.]+ of [\d.]+ MiB$/ });
+  t.match(progress.at(-1), {
+    image: ref,
+    layersDone: 1,
+    layersTotal: 1,
+    message: /^Pulled 127\.0\.0\.1:5000\/taskhost-test\/pull:tag-\w+: 1 of 1 layers, [\d.]+ of [\d.]+ MiB$/,
+  });
   t.ok(progress.at(-1)!.totalBytes > 0, 'bytes were counted');
   t.match(await s.ensure(ref, { policy: 'missing' }), { id: ensured.id, pulled: false }, 'present now: no second pull');
   t.match(await s.ensure(ref, { policy: 'never' }), { id: ensured.id, pulled: false });
@@ -86,9 +107,17 @@ t.test('real engine: unknown tags and repositories are "image not found"', async
   for (const image of [`${PLAIN_REGISTRY}/library/busybox:no-such-tag`, `${PLAIN_REGISTRY}/no/such/repository:1`]) {
     const err = await s.ensure(image, { policy: 'missing' }).catch((e: unknown) => e);
     t.ok(err instanceof PluginError, image);
-    t.match(err, { message: /^image not found: 127\.0\.0\.1:5000\/.* \(the registry 127\.0\.0\.1:5000 has no such repository, tag or digest: .*manifest unknown/, recoverable: false, details: { reason: 'not-found', statusCode: 404 } });
+    t.match(err, {
+      message:
+        /^image not found: 127\.0\.0\.1:5000\/.* \(the registry 127\.0\.0\.1:5000 has no such repository, tag or digest: .*manifest unknown/,
+      recoverable: false,
+      details: { reason: 'not-found', statusCode: 404 },
+    });
   }
-  await t.rejects(s.ensure(`${PLAIN_REGISTRY}/library/busybox:no-such-tag`, { policy: 'never' }), { name: 'PluginError', details: { reason: 'not-present' } });
+  await t.rejects(s.ensure(`${PLAIN_REGISTRY}/library/busybox:no-such-tag`, { policy: 'never' }), {
+    name: 'PluginError',
+    details: { reason: 'not-present' },
+  });
 });
 
 t.test('real engine: the auth registry wants credentials; a config file or a helper brings them', async (t) => {
@@ -100,13 +129,20 @@ t.test('real engine: the auth registry wants credentials; a config file or a hel
   const without = service(t, docker);
   const err = await without.ensure(PRIVATE_IMAGE, { policy: 'always' }).catch((e: unknown) => e);
   t.ok(err instanceof PluginError);
-  t.match(err, { message: /^the registry 127\.0\.0\.1:5001 wants credentials for 127\.0\.0\.1:5001\/private\/busybox:1\.35 and none were found/, recoverable: false, details: { reason: 'unauthorized' } });
+  t.match(err, {
+    message: /^the registry 127\.0\.0\.1:5001 wants credentials for 127\.0\.0\.1:5001\/private\/busybox:1\.35 and none were found/,
+    recoverable: false,
+    details: { reason: 'unauthorized' },
+  });
 
   const dir = tempDir(t);
   const wrongConfig = path.join(dir, 'wrong.json');
   writeFileSync(wrongConfig, JSON.stringify({ auths: { [AUTH_REGISTRY]: { auth: basic(REGISTRY_USER, 'wrong') } } }));
   const wrong = service(t, docker, { auth: { config: wrongConfig } });
-  await t.rejects(wrong.ensure(PRIVATE_IMAGE, { policy: 'always' }), { message: /^the registry 127\.0\.0\.1:5001 refused the credentials given for/, details: { reason: 'unauthorized' } });
+  await t.rejects(wrong.ensure(PRIVATE_IMAGE, { policy: 'always' }), {
+    message: /^the registry 127\.0\.0\.1:5001 refused the credentials given for/,
+    details: { reason: 'unauthorized' },
+  });
 
   const config = path.join(dir, 'config.json');
   writeFileSync(config, JSON.stringify({ auths: { [`http://${AUTH_REGISTRY}`]: { auth: basic(REGISTRY_USER, REGISTRY_PASSWORD) } } }));
@@ -142,7 +178,10 @@ t.test('real engine: ten concurrent ensure() make one pull; a caller that quits 
   quitter.abort();
   const [first, ...rest] = await Promise.allSettled(ensured);
   t.match(first, { status: 'rejected', reason: { name: 'CancelledError' } });
-  t.ok(rest.every((r) => r.status === 'fulfilled' && r.value.pulled), 'the nine others got the image');
+  t.ok(
+    rest.every((r) => r.status === 'fulfilled' && r.value.pulled),
+    'the nine others got the image',
+  );
   t.same(pulls, [ref], 'exactly one pull reached the engine');
   const ids = new Set(rest.map((r) => (r as PromiseFulfilledResult<{ id: string }>).value.id));
   t.equal(ids.size, 1);
@@ -156,8 +195,18 @@ t.test('real engine: policies against a present image and an absent one', async 
   await untagAfter(t, docker, PLAIN_IMAGE);
   const s = service(t, docker);
   const local = await docker.getImage(BUSYBOX_IMAGE).inspect();
-  t.same(await s.ensure(BUSYBOX_IMAGE, { policy: 'never' }), { reference: 'docker.io/library/busybox:1.35', id: local.Id, env: local.Config.Env, pulled: false });
-  t.same(await s.ensure(BUSYBOX_IMAGE, { policy: 'missing' }), { reference: 'docker.io/library/busybox:1.35', id: local.Id, env: local.Config.Env, pulled: false });
+  t.same(await s.ensure(BUSYBOX_IMAGE, { policy: 'never' }), {
+    reference: 'docker.io/library/busybox:1.35',
+    id: local.Id,
+    env: local.Config.Env,
+    pulled: false,
+  });
+  t.same(await s.ensure(BUSYBOX_IMAGE, { policy: 'missing' }), {
+    reference: 'docker.io/library/busybox:1.35',
+    id: local.Id,
+    env: local.Config.Env,
+    pulled: false,
+  });
   t.ok(local.Config.Env.includes(IMAGE_GREETING));
   // "always" really asks the registry: the open one has busybox:1.35 under library/.
   t.match(await s.ensure(PLAIN_IMAGE, { policy: 'always' }), { reference: PLAIN_IMAGE, id: local.Id, pulled: true });
@@ -264,6 +313,9 @@ t.test('real engine: a pull that stalls mid-layer is aborted by the activity tim
   t.ok(err instanceof TimeoutError, `TimeoutError (${String(err)})`);
   t.match(err, { message: /made no progress for 1\.5s: aborted/, details: { reason: 'pull-inactive' } });
   t.ok(Date.now() - started < 30_000, 'long before the total timeout');
-  t.ok(progress.some((p) => p.layersTotal === 1 && p.currentBytes > 0), 'some bytes arrived before the stall');
+  t.ok(
+    progress.some((p) => p.layersTotal === 1 && p.currentBytes > 0),
+    'some bytes arrived before the stall',
+  );
   t.notOk(await imageExists(docker, ref));
 });

@@ -61,7 +61,11 @@ t.test('GC: 404 and 409 are expected answers, other failures are logged', async 
   }
   await until(() => logs.length === 3);
   t.ok(logs.includes('debug image sha256:gone was already gone'));
-  t.ok(logs.includes('info kept image sha256:used: conflict: unable to delete 1234 (must be forced) - image is referenced in multiple repositories'));
+  t.ok(
+    logs.includes(
+      'info kept image sha256:used: conflict: unable to delete 1234 (must be forced) - image is referenced in multiple repositories',
+    ),
+  );
   t.ok(logs.includes('warn could not remove image sha256:odd: driver failed'));
 });
 
@@ -123,7 +127,9 @@ t.test('GC: a remove request that hangs is given up after the request timeout', 
   Object.assign(engine.docker, {
     getImage: () => ({
       remove: (options: { abortSignal: AbortSignal }) =>
-        new Promise((_resolve, reject) => options.abortSignal.addEventListener('abort', () => reject(new Error('The operation was aborted')))),
+        new Promise((_resolve, reject) =>
+          options.abortSignal.addEventListener('abort', () => reject(new Error('The operation was aborted'))),
+        ),
     }),
   });
   s.acquire('sha256:a');

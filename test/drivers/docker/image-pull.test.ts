@@ -11,7 +11,7 @@ import { PullProgressTracker } from '../../../drivers/docker/pull-progress-track
 import { CancelledError, InvalidConfigError, PluginError, PluginShutdownError, TimeoutError } from '../../../shared/errors.js';
 import { parseImageRef } from '../../../shared/image-ref.js';
 import { AUTH_REGISTRY, PRIVATE_IMAGE, REGISTRY_PASSWORD, REGISTRY_USER } from '../../helpers/docker.js';
-import { REF, basic, engineError, fakeEngine, service, until } from '../../helpers/image-service-fakes.js';
+import { REF, engineError, fakeEngine, service, until } from '../../helpers/image-service-fakes.js';
 
 // GC timers are unref'd (a plugin must not be kept alive by them); this keeps the test process
 // alive while a test waits on nothing else.
@@ -75,7 +75,12 @@ t.test('policy "missing": inspect first, pull only what is not there', async (t)
   engine.offer('docker.io/library/busybox:1.36', 'sha256:new');
   const ensured = s.ensure('busybox:1.36', { policy: 'missing' });
   (await engine.nextPull()).complete();
-  t.same(await ensured, { reference: 'docker.io/library/busybox:1.36', id: 'sha256:new', env: ['PATH=/bin', 'FROM=docker.io/library/busybox:1.36'], pulled: true });
+  t.same(await ensured, {
+    reference: 'docker.io/library/busybox:1.36',
+    id: 'sha256:new',
+    env: ['PATH=/bin', 'FROM=docker.io/library/busybox:1.36'],
+    pulled: true,
+  });
 });
 
 t.test('policy "never": use what is there, or fail naming the image', async (t) => {
@@ -85,7 +90,11 @@ t.test('policy "never": use what is there, or fail naming the image', async (t) 
   t.match(await s.ensure('busybox:1.35', { policy: 'never' }), { id: 'sha256:present', pulled: false });
   const err = await s.ensure('busybox:1.36', { policy: 'never' }).catch((e: unknown) => e);
   t.ok(err instanceof PluginError);
-  t.match(err, { message: /image busybox:1\.36 is not present and the pull policy is "never"/, recoverable: false, details: { reason: 'not-present' } });
+  t.match(err, {
+    message: /image busybox:1\.36 is not present and the pull policy is "never"/,
+    recoverable: false,
+    details: { reason: 'not-present' },
+  });
   // "never" is never overridden, not even by ":latest".
   await t.rejects(s.ensure('busybox', { policy: 'never' }), /image busybox:latest is not present/);
   t.equal(engine.pulls.length, 0);
@@ -119,7 +128,10 @@ t.test('bad input is refused before anything is asked of the engine', async (t) 
   const engine = fakeEngine();
   const s = service(t, engine.docker);
   await t.rejects(s.ensure('Busybox', { policy: 'missing' }), InvalidConfigError);
-  await t.rejects(s.ensure('busybox:1.35', { policy: 'sometimes' as 'always' }), /pull policy "sometimes" is not one of always, missing, never/);
+  await t.rejects(
+    s.ensure('busybox:1.35', { policy: 'sometimes' as 'always' }),
+    /pull policy "sometimes" is not one of always, missing, never/,
+  );
   const aborted = AbortSignal.abort();
   await t.rejects(s.ensure('busybox:1.35', { policy: 'missing', signal: aborted }), CancelledError);
   t.equal(engine.pulls.length, 0);
@@ -127,11 +139,23 @@ t.test('bad input is refused before anything is asked of the engine', async (t) 
 
 t.test('options are checked up front', async (t) => {
   const docker = fakeEngine().docker;
-  t.throws(() => new DockerImageService(docker, { pullTimeoutMs: -1 }), /options\.pullTimeoutMs must be a non-negative integer \(milliseconds\), not -1/);
+  t.throws(
+    () => new DockerImageService(docker, { pullTimeoutMs: -1 }),
+    /options\.pullTimeoutMs must be a non-negative integer \(milliseconds\), not -1/,
+  );
   t.throws(() => new DockerImageService(docker, { pullActivityTimeoutMs: 1.5 }), /options\.pullActivityTimeoutMs/);
-  t.throws(() => new DockerImageService(docker, { gc: { delayMs: '3m' as unknown as number } }), /options\.gc\.delayMs must be a non-negative integer \(milliseconds\), not "3m"/);
-  t.throws(() => new DockerImageService(docker, { gc: { enabled: 'yes' as unknown as boolean } }), /options\.gc\.enabled must be a boolean/);
-  t.throws(() => new DockerImageService(docker, { auth: { helper: '../evil' } }), /auth\.helper: "\.\.\/evil" is not a credential helper name/);
+  t.throws(
+    () => new DockerImageService(docker, { gc: { delayMs: '3m' as unknown as number } }),
+    /options\.gc\.delayMs must be a non-negative integer \(milliseconds\), not "3m"/,
+  );
+  t.throws(
+    () => new DockerImageService(docker, { gc: { enabled: 'yes' as unknown as boolean } }),
+    /options\.gc\.enabled must be a boolean/,
+  );
+  t.throws(
+    () => new DockerImageService(docker, { auth: { helper: '../evil' } }),
+    /auth\.helper: "\.\.\/evil" is not a credential helper name/,
+  );
   new DockerImageService(docker).close();
 });
 
@@ -144,7 +168,10 @@ t.test('ten concurrent ensure() of one image share one pull, and each caller see
   engine.offer(REF, 'sha256:one');
   const seen = Array.from({ length: 10 }, () => [] as PullProgress[]);
   const ensured = seen.map((progress, i) =>
-    s.ensure(i % 2 ? 'busybox:1.35' : 'docker.io/library/busybox:1.35', { policy: i % 3 ? 'missing' : 'always', onProgress: (p) => progress.push(p) }),
+    s.ensure(i % 2 ? 'busybox:1.35' : 'docker.io/library/busybox:1.35', {
+      policy: i % 3 ? 'missing' : 'always',
+      onProgress: (p) => progress.push(p),
+    }),
   );
   const pull = await engine.nextPull();
   await until(() => s.pullWaiters('busybox:1.35') === 10); // the "missing" callers inspect first
@@ -257,7 +284,12 @@ t.test('a progress handler that throws hurts nobody else', async (t) => {
   const s = service(t, engine.docker, { onLog: (level, message) => logs.push(`${level} ${message}`) });
   engine.offer(REF, 'sha256:one');
   const seen: PullProgress[] = [];
-  const bad = s.ensure('busybox:1.35', { policy: 'always', onProgress: () => { throw new Error('boom'); } });
+  const bad = s.ensure('busybox:1.35', {
+    policy: 'always',
+    onProgress: () => {
+      throw new Error('boom');
+    },
+  });
   const good = s.ensure('busybox:1.35', { policy: 'always', onProgress: (p) => seen.push(p) });
   (await engine.nextPull()).complete();
   t.match(await bad, { pulled: true });
@@ -286,7 +318,11 @@ t.test('activity timeout: a pull that stops making progress is aborted', async (
   // ...then the registry stalls.
   const err = await ensured.catch((e: unknown) => e);
   t.ok(err instanceof TimeoutError, 'TimeoutError');
-  t.match(err, { recoverable: true, message: /pulling busybox:1\.35 made no progress for 400ms: aborted/, details: { reason: 'pull-inactive' } });
+  t.match(err, {
+    recoverable: true,
+    message: /pulling busybox:1\.35 made no progress for 400ms: aborted/,
+    details: { reason: 'pull-inactive' },
+  });
   t.ok(lastEvent - started >= 600, 'it lived past the timeout while events came');
   t.ok(Date.now() - lastEvent >= 400 - 20, 'and ended a timeout after the last event');
   t.equal(pull.signal.aborted, true, 'the pull request is aborted');
@@ -301,7 +337,11 @@ t.test('total timeout: a pull that keeps going too long is aborted', async (t) =
   const pull = await engine.nextPull();
   const ticker = setInterval(() => pull.send({ status: 'Downloading', id: 'l1', progressDetail: { current: 1, total: 10 } }), 20);
   t.teardown(() => clearInterval(ticker));
-  await t.rejects(ensured, { name: 'TimeoutError', message: /pulling busybox:1\.35 took longer than 150ms: aborted/, details: { reason: 'pull-timeout' } });
+  await t.rejects(ensured, {
+    name: 'TimeoutError',
+    message: /pulling busybox:1\.35 took longer than 150ms: aborted/,
+    details: { reason: 'pull-timeout' },
+  });
   t.equal(pull.signal.aborted, true);
 });
 
@@ -311,7 +351,9 @@ t.test('the activity timer runs before the stream, too: an engine that never ans
   Object.assign(engine.docker, {
     pull: (_ref: string, options: { abortSignal: AbortSignal }) => {
       signal = options.abortSignal;
-      return new Promise((_resolve, reject) => options.abortSignal.addEventListener('abort', () => reject(new Error('The operation was aborted'))));
+      return new Promise((_resolve, reject) =>
+        options.abortSignal.addEventListener('abort', () => reject(new Error('The operation was aborted'))),
+      );
     },
   });
   const s = service(t, engine.docker, { pullActivityTimeoutMs: 50 });
@@ -328,7 +370,11 @@ t.test('an error inside the stream fails the pull (followProgress alone would ca
   engine.offer(REF, 'sha256:one');
   const ensured = s.ensure('busybox:1.35', { policy: 'always' });
   const pull = await engine.nextPull();
-  pull.send({ status: 'Pulling fs layer', id: 'l1' }, { errorDetail: { message: 'unexpected EOF' }, error: 'unexpected EOF' }, { status: 'ignored after the error', id: 'l1' });
+  pull.send(
+    { status: 'Pulling fs layer', id: 'l1' },
+    { errorDetail: { message: 'unexpected EOF' }, error: 'unexpected EOF' },
+    { status: 'ignored after the error', id: 'l1' },
+  );
   const err = await ensured.catch((e: unknown) => e);
   t.ok(err instanceof PluginError);
   t.match(err, { message: 'pulling busybox:1.35 failed: unexpected EOF', recoverable: true, details: { reason: 'pull-failed' } });
@@ -340,11 +386,17 @@ t.test('engine refusals become clear errors: not found, credentials, unreachable
   const s = service(t, engine.docker);
   const notFound = await s.ensure('127.0.0.1:5000/library/busybox:nope', { policy: 'always' }).catch((e: unknown) => e);
   t.ok(notFound instanceof PluginError);
-  t.match(notFound, { message: /^image not found: 127\.0\.0\.1:5000\/library\/busybox:nope \(the registry 127\.0\.0\.1:5000 has no such repository, tag or digest: manifest for/, recoverable: false, details: { reason: 'not-found', statusCode: 404 } });
+  t.match(notFound, {
+    message:
+      /^image not found: 127\.0\.0\.1:5000\/library\/busybox:nope \(the registry 127\.0\.0\.1:5000 has no such repository, tag or digest: manifest for/,
+    recoverable: false,
+    details: { reason: 'not-found', statusCode: 404 },
+  });
 
   engine.failPulls(engineError(500, 'Head "http://127.0.0.1:5001/v2/private/busybox/manifests/1.35": no basic auth credentials'));
   await t.rejects(s.ensure(PRIVATE_IMAGE, { policy: 'always' }), {
-    message: /^the registry 127\.0\.0\.1:5001 wants credentials for 127\.0\.0\.1:5001\/private\/busybox:1\.35 and none were found: set the Docker plugin's auth/,
+    message:
+      /^the registry 127\.0\.0\.1:5001 wants credentials for 127\.0\.0\.1:5001\/private\/busybox:1\.35 and none were found: set the Docker plugin's auth/,
     recoverable: false,
     details: { reason: 'unauthorized' },
   });
@@ -358,11 +410,17 @@ t.test('engine refusals become clear errors: not found, credentials, unreachable
     details: { reason: 'engine-error', statusCode: 500 },
   });
   engine.failPulls(engineError(undefined, 'connect ENOENT /var/run/docker.sock', { code: 'ENOENT' }));
-  await t.rejects(s.ensure('busybox:1.35', { policy: 'always' }), { message: 'pulling busybox:1.35 failed: cannot reach the Docker engine (ENOENT)', recoverable: true });
+  await t.rejects(s.ensure('busybox:1.35', { policy: 'always' }), {
+    message: 'pulling busybox:1.35 failed: cannot reach the Docker engine (ENOENT)',
+    recoverable: true,
+  });
 
   engine.failPulls(undefined);
   engine.failInspects(engineError(500, 'layer does not exist'));
-  await t.rejects(s.ensure('busybox:1.35', { policy: 'missing' }), { message: 'inspecting image busybox:1.35 failed: layer does not exist', recoverable: true });
+  await t.rejects(s.ensure('busybox:1.35', { policy: 'missing' }), {
+    message: 'inspecting image busybox:1.35 failed: layer does not exist',
+    recoverable: true,
+  });
 });
 
 t.test('credentials that are refused are told apart from none at all', async (t) => {
@@ -370,7 +428,8 @@ t.test('credentials that are refused are told apart from none at all', async (t)
   const s = service(t, engine.docker, { auth: async () => ({ username: 'u', password: 'wrong', serveraddress: AUTH_REGISTRY }) });
   engine.failPulls(engineError(500, 'unauthorized: authentication required'));
   await t.rejects(s.ensure(PRIVATE_IMAGE, { policy: 'always' }), {
-    message: 'the registry 127.0.0.1:5001 refused the credentials given for 127.0.0.1:5001/private/busybox:1.35 (unauthorized: authentication required)',
+    message:
+      'the registry 127.0.0.1:5001 refused the credentials given for 127.0.0.1:5001/private/busybox:1.35 (unauthorized: authentication required)',
     details: { reason: 'unauthorized' },
   });
 });
@@ -381,18 +440,28 @@ t.test('a broken progress stream, and a pull that leaves no image, fail recovera
   engine.offer(REF, 'sha256:one');
   const broken = s.ensure('busybox:1.35', { policy: 'always' });
   (await engine.nextPull()).stream.destroy(new Error('socket hang up'));
-  await t.rejects(broken, { message: "pulling busybox:1.35 failed: the engine's progress stream broke: socket hang up", recoverable: true });
+  await t.rejects(broken, {
+    message: "pulling busybox:1.35 failed: the engine's progress stream broke: socket hang up",
+    recoverable: true,
+  });
 
   const empty = s.ensure('busybox:1.35', { policy: 'always' });
   (await engine.nextPull()).stream.end(); // ends without the image arriving
-  await t.rejects(empty, { message: 'pulling busybox:1.35 ended, but the engine does not have the image: try again', recoverable: true, details: { reason: 'pull-incomplete' } });
+  await t.rejects(empty, {
+    message: 'pulling busybox:1.35 ended, but the engine does not have the image: try again',
+    recoverable: true,
+    details: { reason: 'pull-incomplete' },
+  });
 });
 
 t.test('an inspect that never answers times out; a caller can stop waiting for one', async (t) => {
   const engine = fakeEngine();
   const s = service(t, engine.docker, { requestTimeoutMs: 50 });
   Object.assign(engine.docker, { getImage: () => ({ inspect: () => new Promise(() => {}) }) });
-  await t.rejects(s.ensure('busybox:1.35', { policy: 'missing' }), { name: 'TimeoutError', message: 'the Docker engine did not answer an inspect of busybox:1.35 within 50ms' });
+  await t.rejects(s.ensure('busybox:1.35', { policy: 'missing' }), {
+    name: 'TimeoutError',
+    message: 'the Docker engine did not answer an inspect of busybox:1.35 within 50ms',
+  });
   const quit = new AbortController();
   const ensured = s.ensure('busybox:1.35', { policy: 'missing', signal: quit.signal });
   quit.abort();

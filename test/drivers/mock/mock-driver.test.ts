@@ -83,18 +83,18 @@ const exited = (exitCode: number, oomKilled = false): ExitResult => ({ exitCode,
 
 t.test('describes itself: info, capabilities, schemas', async (t) => {
   const driver = createMockDriver();
-  t.same(await driver.info(), { type: 'driver', name: 'mock', pluginVersion: '0.1.0', apiVersions: ['1.0'] });
-  t.same(await driver.capabilities(), {
+  t.same(driver.info(), { type: 'driver', name: 'mock', pluginVersion: '0.1.0', apiVersions: ['1.0'] });
+  t.same(driver.capabilities(), {
     sendSignals: true,
     exec: true,
     fsIsolation: 'none',
     networkModes: ['none', 'host'],
     mounts: false,
   });
-  const config = compileSchema(await driver.configSchema());
+  const config = compileSchema(driver.configSchema());
   t.same(config({}), { ok: true, value: { fingerprintInterval: '30s', healthy: true } });
   t.match(config({ healthy: 'yes' }), { ok: false, issues: [{ path: '/healthy' }] });
-  const task = compileSchema(await driver.taskConfigSchema());
+  const task = compileSchema(driver.taskConfigSchema());
   t.match(task({}), {
     ok: true,
     value: { runFor: '0s', exitCode: 0, oomKilled: false, stopIgnored: false, stats: { cpuPercent: 0.5 } },
@@ -108,7 +108,7 @@ t.test('describes itself: info, capabilities, schemas', async (t) => {
 
 t.test('fingerprint: the first item at once, then every fingerprintInterval, until aborted', async (t) => {
   const driver = createMockDriver();
-  await driver.setConfig({
+  driver.setConfig({
     apiVersion: '1.0',
     config: { fingerprintInterval: '100ms', healthy: false },
     agent: { dataDir: '/tmp', pluginDataDir: '/tmp' },
@@ -190,7 +190,10 @@ t.test('a config that breaks the schema is refused with the path of each error',
   const driver = createMockDriver();
   const err = await driver.startTask(taskConfig({ runFor: 5, stopIgnored: 'yes' })).catch((e: unknown) => e);
   t.ok(err instanceof InvalidConfigError);
-  t.same((err as InvalidConfigError).errors.map((i) => i.path), ['/runFor', '/stopIgnored']);
+  t.same(
+    (err as InvalidConfigError).errors.map((i) => i.path),
+    ['/runFor', '/stopIgnored'],
+  );
 });
 
 t.test('stdout and stderr are appended to the task files at start', async (t) => {
@@ -397,7 +400,12 @@ t.test('taskEvents: start, stop, signal, exit and recovery, for every subscriber
   const quick = await started(driver, { runFor: '0s', exitCode: 1 });
   await driver.waitTask(quick.id, forever);
   await sleep(5);
-  t.same(messages(first, id), ['started; exits by itself after 10m', 'received SIGHUP', 'stopping with SIGTERM', 'killed by SIGTERM (exit code 143)']);
+  t.same(messages(first, id), [
+    'started; exits by itself after 10m',
+    'received SIGHUP',
+    'stopping with SIGTERM',
+    'killed by SIGTERM (exit code 143)',
+  ]);
   t.same(messages(first, quick.id), ['started; exits by itself after 0ms', 'exited with code 1']);
   t.match(first[0], { taskId: id, taskName: 'web', allocId: 'alloc-1', timestamp: /^\d{4}-\d\d-\d\dT.*Z$/ });
   t.same(second, first, 'each subscriber sees every event');
@@ -408,10 +416,17 @@ t.test('taskEvents: start, stop, signal, exit and recovery, for every subscriber
   const recovered = recordEvents(t, other);
   const { handle } = await started(driver, { runFor: '10m', exitCode: 2 });
   await other.recoverTask(handle);
-  await other.recoverTask({ ...handle, config: { ...handle.config, id: 'alloc-1/web/00000fff' }, driverState: { ...(handle.driverState as object), startedAt: 0 } });
+  await other.recoverTask({
+    ...handle,
+    config: { ...handle.config, id: 'alloc-1/web/00000fff' },
+    driverState: { ...(handle.driverState as object), startedAt: 0 },
+  });
   await sleep(5);
   const end = new Date((handle.driverState as { startedAt: number }).startedAt + 600_000).toISOString();
-  t.same(recovered.map((e) => e.message), [`recovered; exits by itself at ${end}`, 'recovered after its run had ended: exited with code 2']);
+  t.same(
+    recovered.map((e) => e.message),
+    [`recovered; exits by itself at ${end}`, 'recovered after its run had ended: exited with code 2'],
+  );
   t.equal(second.length, 6, 'an aborted subscriber gets nothing more');
 });
 
@@ -526,7 +541,10 @@ t.test('a fresh instance recovers 100 running tasks and loses none', async (t) =
   const fresh = createMockDriver();
   for (const handle of handles) await fresh.recoverTask(structuredClone(handle));
   const results = await Promise.all(handles.map((h) => fresh.waitTask(h.config.id, new AbortController().signal)));
-  t.same(results, handles.map((_, i) => exited(i % 4)));
+  t.same(
+    results,
+    handles.map((_, i) => exited(i % 4)),
+  );
 });
 
 t.test('conformance.json describes configs that do what it says', async (t) => {
@@ -554,7 +572,7 @@ t.test('conformance.json describes configs that do what it says', async (t) => {
   const output = await started(driver, spec.output.config);
   t.same(await driver.waitTask(output.id, forever), exited(0));
   t.equal(readFileSync(output.cfg.stdoutPath, 'utf8'), spec.output.stdout);
-  const validate = compileSchema(await driver.taskConfigSchema());
+  const validate = compileSchema(driver.taskConfigSchema());
   t.match(validate(spec.badConfig.config), { ok: false, issues: [{ path: spec.badConfig.path }] });
 });
 

@@ -4,20 +4,21 @@ import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import t from 'tap';
-import rawExecDriver, { RawExecTaskConfig } from '../../../drivers/raw_exec/index.js';
+import rawExecDriver, { type RawExecTaskConfig } from '../../../drivers/raw_exec/index.js';
 import { parseProcStat, readProcStat } from '../../../drivers/raw_exec/proc-stat.js';
 import { exitedUnwatched, fromWaitStatus, killGroup, type DriverState } from '../../../drivers/raw_exec/task-process.js';
 import { fillSupervision } from '../../../plugin-loader/agent-config.js';
 import { discover } from '../../../plugin-loader/discovery.js';
 import { PluginInstance } from '../../../plugin-loader/plugin-instance.js';
-import { signalExit, type ExitResult, type TaskConfig, type TaskEvent, type TaskHandle, type TaskResourceUsage } from '../../../shared/driver.js';
 import {
-  CancelledError,
-  InvalidConfigError,
-  TaskExistsError,
-  TaskNotFoundError,
-  TaskRunningError,
-} from '../../../shared/errors.js';
+  signalExit,
+  type ExitResult,
+  type TaskConfig,
+  type TaskEvent,
+  type TaskHandle,
+  type TaskResourceUsage,
+} from '../../../shared/driver.js';
+import { CancelledError, InvalidConfigError, TaskExistsError, TaskNotFoundError, TaskRunningError } from '../../../shared/errors.js';
 import { compileSchema } from '../../../shared/schema.js';
 import { fastSupervision } from '../../helpers/fixture-plugins.js';
 
@@ -105,7 +106,10 @@ t.test('schemas, capabilities and the first fingerprint', async (t) => {
     if (seen.length === 2) controller.abort();
   }
   t.equal(seen.length, 2, 'reports again after the interval and ends when aborted');
-  t.match(seen[0], { health: 'healthy', attributes: { 'driver.raw_exec': true, 'driver.raw_exec.version': '0.1.0', 'kernel.name': 'linux' } });
+  t.match(seen[0], {
+    health: 'healthy',
+    attributes: { 'driver.raw_exec': true, 'driver.raw_exec.version': '0.1.0', 'kernel.name': 'linux' },
+  });
 });
 
 t.test('start runs the command in the task dir with exactly the task env; wait gives its exit code', async (t) => {
@@ -178,7 +182,10 @@ t.test('stop sends SIGTERM to the task and resolves once it has exited', async (
   t.same(await driver.waitTask(cfg.id, forever), { exitCode: 143, signal: 'SIGTERM', oomKilled: false });
   await driver.stopTask(cfg.id, 5000);
   t.pass('stopping an exited task is a no-op');
-  await t.rejects(Promise.resolve().then(() => driver.stopTask('alloc-1/web/00000000', 10)), TaskNotFoundError);
+  await t.rejects(
+    Promise.resolve().then(() => driver.stopTask('alloc-1/web/00000000', 10)),
+    TaskNotFoundError,
+  );
 });
 
 t.test('stop SIGKILLs the whole group of a task that ignores SIGTERM once the timeout passes', async (t) => {
@@ -216,14 +223,23 @@ t.test('destroy refuses a running task unless forced, then forgets it', async (t
   const driver = newDriver(t);
   const cfg = taskConfig(t, { command: 'sleep', args: ['30'] });
   await start(t, driver, cfg);
-  await t.rejects(Promise.resolve().then(() => driver.destroyTask(cfg.id, false)), TaskRunningError);
+  await t.rejects(
+    Promise.resolve().then(() => driver.destroyTask(cfg.id, false)),
+    TaskRunningError,
+  );
   t.equal(driver.inspectTask(cfg.id).state, 'running', 'a refused destroy leaves the task alone');
   const waiting = driver.waitTask(cfg.id, forever);
   await driver.destroyTask(cfg.id, true);
   t.same(await waiting, signalExit('SIGKILL'), 'a pending wait sees the kill');
   t.throws(() => driver.inspectTask(cfg.id), TaskNotFoundError);
-  await t.rejects(Promise.resolve().then(() => driver.destroyTask(cfg.id, true)), TaskNotFoundError);
-  await t.rejects(Promise.resolve().then(() => driver.waitTask(cfg.id, forever)), TaskNotFoundError);
+  await t.rejects(
+    Promise.resolve().then(() => driver.destroyTask(cfg.id, true)),
+    TaskNotFoundError,
+  );
+  await t.rejects(
+    Promise.resolve().then(() => driver.waitTask(cfg.id, forever)),
+    TaskNotFoundError,
+  );
 });
 
 t.test('a cancelled wait rejects at once and does not hold the task', async (t) => {
@@ -282,9 +298,15 @@ t.test('exec runs in the task context, captures output and exit code, and honour
   setTimeout(() => controller.abort(), 100);
   await t.rejects(cancelled, CancelledError, 'the host cancelled the call');
 
-  await t.rejects(Promise.resolve().then(() => driver.execTask(cfg.id, [], 1000)), InvalidConfigError);
+  await t.rejects(
+    Promise.resolve().then(() => driver.execTask(cfg.id, [], 1000)),
+    InvalidConfigError,
+  );
   await driver.stopTask(cfg.id, 1000);
-  await t.rejects(Promise.resolve().then(() => driver.execTask(cfg.id, ['true'], 1000)), /cannot exec in task .* it has exited/);
+  await t.rejects(
+    Promise.resolve().then(() => driver.execTask(cfg.id, ['true'], 1000)),
+    /cannot exec in task .* it has exited/,
+  );
 });
 
 t.test('stats report the whole group and end when the task exits', async (t) => {
@@ -382,7 +404,21 @@ t.test('recover does not adopt a pid that now belongs to another process', async
 });
 
 t.test('/proc/<pid>/stat parsing survives a command name with spaces and parentheses', async (t) => {
-  const fields = ['S', '1', '4321', '4321', ...Array<string>(7).fill('0'), '7', '3', '2', '1', ...Array<string>(4).fill('0'), '98765', ...Array<string>(29).fill('0'), '10752'];
+  const fields = [
+    'S',
+    '1',
+    '4321',
+    '4321',
+    ...Array<string>(7).fill('0'),
+    '7',
+    '3',
+    '2',
+    '1',
+    ...Array<string>(4).fill('0'),
+    '98765',
+    ...Array<string>(29).fill('0'),
+    '10752',
+  ];
   const stat = parseProcStat(`4321 (we (ird) ) name) ${fields.join(' ')}\n`);
   t.same(stat, { pid: 4321, state: 'S', pgrp: 4321, utime: 7, stime: 3, cutime: 2, cstime: 1, startTime: 98765, exitCode: 10752 });
 });
@@ -402,7 +438,10 @@ t.test('shutdown ends the streams and leaves tasks running', async (t) => {
   const stats = driver.taskStats(cfg.id, 60_000, forever)[Symbol.asyncIterator]();
   const pending = [events.next(), stats.next()];
   driver.shutdown();
-  t.same(await Promise.all(pending), [{ done: true, value: undefined }, { done: true, value: undefined }]);
+  t.same(await Promise.all(pending), [
+    { done: true, value: undefined },
+    { done: true, value: undefined },
+  ]);
   t.ok(alive((handle.driverState as DriverState).pid), 'the task survives its driver');
   await t.rejects(driver.taskStats(cfg.id, 0, forever).next(), InvalidConfigError, 'a stats interval must be positive');
 });
@@ -439,4 +478,3 @@ t.test('through a real worker: start and wait, then a task outlives its worker a
   t.equal(driver.inspectTask(slow.id).state, 'running');
   t.same(await driver.waitTask(slow.id, forever), exited(42));
 });
-
