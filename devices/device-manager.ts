@@ -22,11 +22,11 @@ import {
   type DeviceGroup,
   type DeviceGroupStats,
 } from '../shared/device.js';
-import { CancelledError, InvalidConfigError, PluginCrashedError, PluginError, PluginLoadError, TaskhostError } from '../shared/errors.js';
+import { InvalidConfigError, PluginLoadError, type PluginCrashedError, type TaskhostError } from '../shared/errors.js';
 import { formatIssues } from '../shared/schema.js';
 import type { PluginLoader } from '../plugin-loader/loader.js';
-import { backoff } from '../plugin-loader/plugin-instance.js';
-import { pause, untilState } from '../plugin-loader/plugin-waits.js';
+import { followStream } from '../plugin-loader/follow-stream.js';
+import { guardedEmit } from '../plugin-loader/guarded-emit.js';
 import { closingController } from '../shared/pause.js';
 import { DeviceClient } from './device-client.js';
 import { pickDevices, type DevicePick, type DeviceRequest } from './pick-devices.js';
@@ -206,7 +206,7 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
     if (this.#plugins.size > 0) {
       this.#statsTimer = setInterval(() => {
         // A snapshot copies every group's stats: not worth making when nobody reads it.
-        if (this.listenerCount('stats') > 0) this.#emit('stats', this.stats());
+        if (this.listenerCount('stats') > 0) guardedEmit(this, this.#log, 'stats', this.stats());
       }, this.#statsIntervalMs);
       this.#statsTimer.unref();
     }
@@ -378,45 +378,22 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
     );
   }
 
-  /**
-   * Keeps one of the plugin's streams open while the manager runs: waits for the plugin,
-   * re-opens the stream with backoff when it ends or errors, and waits out a failed plugin (its
-   * breaker may let it run again). `onError` hears every error but a crash, which the loader
-   * reports; a plugin missing a device method is reported once and left alone.
-   */
-  async #follow(
+  /** Follows one of the plugin's streams while the manager runs (see followStream). */
+  #follow<T>(
     plugin: Plugin,
-    open: (signal: AbortSignal) => AsyncIterable<unknown>,
-    onItem: (item: unknown) => void | Promise<void>,
+    open: (signal: AbortSignal) => AsyncIterable<T>,
+    onItem: (item: T) => void | Promise<void>,
     onError: (error: TaskhostError) => void,
   ): Promise<void> {
-    const stop = this.#closing.signal;
-    const instance = plugin.client.instance;
-    let attempt = 0;
-    while (!stop.aborted) {
-      try {
-        await instance.ready(stop);
-        const missing = deviceMethods.filter((m) => !instance.implements(m));
-        if (missing.length) {
-          onError(new PluginLoadError(`device plugin "${instance.name}" does not implement ${missing.join(', ')}`));
-          return;
-        }
-        for await (const item of open(stop)) {
-          attempt = 0;
-          await onItem(item);
-        }
-      } catch (err) {
-        if (stop.aborted || err instanceof CancelledError || instance.state === 'stopped') return;
-        const error = err instanceof TaskhostError ? err : new PluginError(String(err));
-        if (instance.state === 'failed') {
-          onError(error);
-          await untilState(instance, 'running', stop);
-          continue;
-        }
-        if (!(error instanceof PluginCrashedError)) onError(error);
-      }
-      await pause(backoff(this.#backoff[0], this.#backoff[1], attempt++), stop);
-    }
+    return followStream({
+      instance: plugin.client.instance,
+      requires: deviceMethods,
+      signal: this.#closing.signal,
+      backoffMs: this.#backoff,
+      open,
+      onItem,
+      onError,
+    });
   }
 
   /** Takes a fingerprint message if it is valid; otherwise withdraws the plugin's devices. */
@@ -461,7 +438,7 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
     }
     if (this.listenerCount('sampled') > 0) {
       const receivedAt = performance.timeOrigin + performance.now();
-      this.#emit('sampled', { plugin: plugin.client.name, groups, timestamp: checked.value.timestamp, receivedAt });
+      guardedEmit(this, this.#log, 'sampled', { plugin: plugin.client.name, groups, timestamp: checked.value.timestamp, receivedAt });
     }
   }
 
@@ -495,7 +472,7 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
         { plugin: plugin.client.name, health: next.health },
         `device plugin health: ${next.health} (${next.healthDescription})`,
       );
-      this.#emit('health', structuredClone(plugin.health));
+      guardedEmit(this, this.#log, 'health', structuredClone(plugin.health));
     }
     this.#refresh(plugin);
   }
@@ -512,16 +489,7 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
     if (this.#nodeParts.get(name)?.key === key) return;
     this.#nodeParts.set(name, { groups, key });
     this.#node = [...this.#nodeParts.values()].flatMap((part) => part.groups).sort(byId);
-    if (this.listenerCount('changed') > 0) this.#emit('changed', structuredClone(this.#node));
-  }
-
-  /** A listener that throws must not break the manager. */
-  #emit<K extends keyof DeviceManagerEvents>(event: K, ...args: DeviceManagerEvents[K]): void {
-    try {
-      (this.emit as (e: K, ...a: DeviceManagerEvents[K]) => boolean)(event, ...args);
-    } catch (err) {
-      this.#log.error({ err, event }, 'a device manager event listener threw');
-    }
+    if (this.listenerCount('changed') > 0) guardedEmit(this, this.#log, 'changed', structuredClone(this.#node));
   }
 }
 

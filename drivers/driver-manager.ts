@@ -20,7 +20,6 @@ import {
   type TaskStatus,
 } from '../shared/driver.js';
 import {
-  CancelledError,
   PluginCrashedError,
   PluginFailedError,
   PluginLoadError,
@@ -31,8 +30,8 @@ import {
 } from '../shared/errors.js';
 import { compileSchema, formatIssues, type JsonSchema } from '../shared/schema.js';
 import type { PluginLoader } from '../plugin-loader/loader.js';
-import { backoff } from '../plugin-loader/plugin-instance.js';
-import { pause, untilState } from '../plugin-loader/plugin-waits.js';
+import { followStream } from '../plugin-loader/follow-stream.js';
+import { guardedEmit } from '../plugin-loader/guarded-emit.js';
 import { closingController } from '../shared/pause.js';
 import { DriverClient } from './driver-client.js';
 import { MemoryHandleStore, type HandleStore } from './handle-store.js';
@@ -320,80 +319,57 @@ export class DriverManager extends EventEmitter<DriverManagerEvents> {
         try {
           await driver.client.recoverTask(handle);
           this.#log.info({ driver: driver.client.name, taskId: handle.config.id, why }, 'task recovered');
-          this.#emit('recovered', driver.client.name, handle.config.id);
+          guardedEmit(this, this.#log, 'recovered', driver.client.name, handle.config.id);
         } catch (err) {
           const error = err instanceof TaskhostError ? err : new TaskhostError(String(err));
           if (error instanceof PluginCrashedError) return; // the next restart recovers it again
           this.#log.error({ driver: driver.client.name, taskId: handle.config.id, err: toErrorData(error) }, 'task lost');
           this.#handles.delete(handle.config.id);
           await this.#store.delete(handle.config.id);
-          this.#emit('lost', driver.client.name, handle.config.id, error);
+          guardedEmit(this, this.#log, 'lost', driver.client.name, handle.config.id, error);
         }
       }),
     );
   }
 
   /** Keeps the driver's fingerprint stream open for as long as the manager runs. */
-  async #fingerprintLoop(driver: Driver): Promise<void> {
-    const stop = this.#closing.signal;
-    let attempt = 0;
-    while (!stop.aborted) {
-      try {
-        await driver.client.instance.ready(stop);
-        const missing = driverMethods.filter((m) => !driver.client.instance.implements(m));
-        if (missing.length) {
-          const error = new PluginLoadError(`driver "${driver.client.name}" does not implement ${missing.join(', ')}`);
-          this.#setHealth(driver, { health: 'undetected', healthDescription: error.message });
-          driver.markFingerprinted();
-          return;
+  #fingerprintLoop(driver: Driver): Promise<void> {
+    const instance = driver.client.instance;
+    return followStream({
+      instance,
+      requires: driverMethods,
+      signal: this.#closing.signal,
+      backoffMs: this.#backoff,
+      open: (signal) => driver.client.fingerprint(signal),
+      onItem: (item) => {
+        const checked = validateFingerprint(item);
+        if (checked.ok) this.#setHealth(driver, { ...checked.value, fingerprinted: true });
+        else {
+          const detail = formatIssues(checked.issues).join('; ');
+          this.#setHealth(driver, { health: 'unhealthy', healthDescription: `invalid fingerprint: ${detail}`, fingerprinted: true });
         }
-        for await (const item of driver.client.fingerprint(stop)) {
-          const checked = validateFingerprint(item);
-          if (checked.ok) this.#setHealth(driver, { ...checked.value, fingerprinted: true });
-          else {
-            const detail = formatIssues(checked.issues).join('; ');
-            this.#setHealth(driver, { health: 'unhealthy', healthDescription: `invalid fingerprint: ${detail}`, fingerprinted: true });
-          }
-          driver.markFingerprinted();
-          attempt = 0;
-        }
-      } catch (err) {
-        if (stop.aborted || err instanceof CancelledError) return;
-        if (err instanceof PluginFailedError || driver.client.instance.state === 'failed') {
-          this.#setHealth(driver, { health: 'unhealthy', healthDescription: `driver plugin failed: ${(err as Error).message}` });
-          driver.markFingerprinted();
-          await untilState(driver.client.instance, 'running', stop);
-          continue;
-        }
-        if (!(err instanceof PluginCrashedError)) {
-          this.#setHealth(driver, { health: 'unhealthy', healthDescription: `fingerprint failed: ${(err as Error).message}` });
-        }
-      }
-      await pause(backoff(this.#backoff[0], this.#backoff[1], attempt++), stop);
-    }
+        driver.markFingerprinted();
+      },
+      onError: (error) => {
+        if (error instanceof PluginLoadError) this.#setHealth(driver, { health: 'undetected', healthDescription: error.message });
+        else if (error instanceof PluginFailedError || instance.state === 'failed') {
+          this.#setHealth(driver, { health: 'unhealthy', healthDescription: `driver plugin failed: ${error.message}` });
+        } else this.#setHealth(driver, { health: 'unhealthy', healthDescription: `fingerprint failed: ${error.message}` });
+        driver.markFingerprinted();
+      },
+    });
   }
 
   /** Forwards the driver's task events for as long as the manager runs. */
-  async #eventLoop(driver: Driver): Promise<void> {
-    const stop = this.#closing.signal;
-    let attempt = 0;
-    while (!stop.aborted) {
-      try {
-        await driver.client.instance.ready(stop);
-        if (!driver.client.instance.implements('taskEvents')) return;
-        for await (const event of driver.client.taskEvents(stop)) {
-          attempt = 0;
-          this.#emit('taskEvent', driver.client.name, event);
-        }
-      } catch (err) {
-        if (stop.aborted || err instanceof CancelledError) return;
-        if (driver.client.instance.state === 'failed') {
-          await untilState(driver.client.instance, 'running', stop);
-          continue;
-        }
-      }
-      await pause(backoff(this.#backoff[0], this.#backoff[1], attempt++), stop);
-    }
+  #eventLoop(driver: Driver): Promise<void> {
+    return followStream({
+      instance: driver.client.instance,
+      requires: ['taskEvents'],
+      signal: this.#closing.signal,
+      backoffMs: this.#backoff,
+      open: (signal) => driver.client.taskEvents(signal),
+      onItem: (event) => guardedEmit(this, this.#log, 'taskEvent', driver.client.name, event),
+    });
   }
 
   #setHealth(driver: Driver, update: Partial<DriverHealthInfo>): void {
@@ -406,16 +382,7 @@ export class DriverManager extends EventEmitter<DriverManagerEvents> {
     driver.health = { ...next, updatedAt: new Date().toISOString() };
     if (changed) {
       this.#log.info({ driver: driver.client.name, health: next.health }, `driver health: ${next.health} (${next.healthDescription})`);
-      this.#emit('health', { ...driver.health });
-    }
-  }
-
-  /** A listener that throws must not break the manager. */
-  #emit<K extends keyof DriverManagerEvents>(event: K, ...args: DriverManagerEvents[K]): void {
-    try {
-      (this.emit as (e: K, ...a: DriverManagerEvents[K]) => boolean)(event, ...args);
-    } catch (err) {
-      this.#log.error({ err, event }, 'a driver manager event listener threw');
+      guardedEmit(this, this.#log, 'health', { ...driver.health });
     }
   }
 }

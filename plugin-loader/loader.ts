@@ -17,6 +17,7 @@ import type { PluginType } from '../shared/plugin.js';
 import { closest, compileSchema, type JsonSchema } from '../shared/schema.js';
 import { fillSupervision, type AgentConfig, type PluginEntry } from './agent-config.js';
 import { discover, type Discovery, type PluginCandidate, type PluginSource } from './discovery.js';
+import { guardedEmit } from './guarded-emit.js';
 import { PluginInstance, type PluginState } from './plugin-instance.js';
 
 export interface PluginLoaderOptions {
@@ -194,19 +195,19 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
     const log = this.#log.child({ plugin: name });
     const unconfigured = () => needsConfig(candidate, entry, instance.configSchema);
     instance.on('state', (state) => {
-      if (state !== 'failed' || !unconfigured()) this.#emit('state', name, state);
+      if (state !== 'failed' || !unconfigured()) guardedEmit(this, this.#log, 'state', name, state);
     });
     instance.on('started', () => {
       log.info({ apiVersion: candidate.apiVersion, source: candidate.source }, 'plugin started');
-      this.#emit('started', name);
+      guardedEmit(this, this.#log, 'started', name);
     });
     instance.on('crashed', (error, inFlight) => {
       log.warn({ err: toErrorData(error), inFlight }, `plugin crashed: ${error.message}`);
-      this.#emit('crashed', name, error, inFlight);
+      guardedEmit(this, this.#log, 'crashed', name, error, inFlight);
     });
     instance.on('restarted', (restarts) => {
       log.info({ restarts }, 'plugin restarted');
-      this.#emit('restarted', name, restarts);
+      guardedEmit(this, this.#log, 'restarted', name, restarts);
     });
     instance.on('failed', (error) => {
       if (unconfigured()) {
@@ -216,20 +217,11 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
         return;
       }
       log.error({ err: toErrorData(error) }, `plugin failed: ${error.message}`);
-      this.#emit('failed', name, error);
+      guardedEmit(this, this.#log, 'failed', name, error);
     });
     instance.on('output', (stream, line) => log.info({ stream }, line));
     this.#instances.set(name, instance);
     return instance;
-  }
-
-  /** A listener that throws must not break the supervisor that emitted the event. */
-  #emit<K extends keyof LoaderEvents>(event: K, ...args: LoaderEvents[K]): void {
-    try {
-      (this.emit as (e: K, ...a: LoaderEvents[K]) => boolean)(event, ...args);
-    } catch (err) {
-      this.#log.error({ err, event }, 'a loader event listener threw');
-    }
   }
 }
 

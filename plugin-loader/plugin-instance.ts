@@ -22,6 +22,7 @@ import {
 import type { PluginInfo, PluginManifest } from '../shared/plugin.js';
 import { compileSchema, parseWith, type JsonSchema } from '../shared/schema.js';
 import type { FilledSupervision } from './agent-config.js';
+import { backoff } from './backoff.js';
 import { PluginWorker, type CallOptions, type StreamOptions } from './plugin-worker.js';
 
 export type PluginState = 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
@@ -385,12 +386,6 @@ export function validatePluginConfig(name: string, schema: JsonSchema | null, co
     throw new InvalidConfigError(issue.message, { details: { errors: [issue] } });
   }
   return parseWith(compileSchema(schema), config ?? {}, `config of plugin "${name}"`);
-}
-
-/** Exponential backoff with equal jitter: half fixed, half random, capped. */
-export function backoff(baseMs: number, capMs: number, step: number): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(step, 30));
-  return ceiling / 2 + Math.random() * (ceiling / 2);
 }
 
 async function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => Promise<void>): Promise<T> {

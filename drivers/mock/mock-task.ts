@@ -190,7 +190,14 @@ export class MockTask {
     // The scripted exit time, not the timer's (late) firing time, so a recovered task and the
     // one it replaces agree on when it ended.
     const at = this.state.startedAt + this.state.runForMs;
-    this.#runTimer = setTimeout(() => this.#end(this.state.exit, at), ms).unref();
+    this.#runTimer = setTimeout(() => {
+      // Timers run on the monotonic clock and may fire a little before the wall clock reaches
+      // `at`; ending then would let a fresh instance recovering the handle at that moment see
+      // a task that has not yet ended. So the task ends when the wall clock says so.
+      const early = at - Date.now();
+      if (early > 0) this.#scheduleExit(early);
+      else this.#end(this.state.exit, at);
+    }, ms).unref();
   }
 
   #end(result: ExitResult, at = Date.now()): void {

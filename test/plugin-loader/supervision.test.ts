@@ -2,7 +2,7 @@
 // the right typed error, and the plugin comes back or is reported failed by the breaker.
 import t from 'tap';
 import { CancelledError, PluginCrashedError, PluginError, PluginFailedError, PluginShutdownError } from '../../shared/errors.js';
-import { backoff } from '../../plugin-loader/plugin-instance.js';
+import { backoff } from '../../plugin-loader/backoff.js';
 import { fixtureInstance, next } from '../helpers/fixture-plugins.js';
 
 t.test('a healthy plugin: config with defaults reaches setConfig, state lives in the worker', async (t) => {
@@ -272,22 +272,25 @@ t.test('a plugin that hangs or exits while importing is killed, retried, then fa
   const { PluginInstance } = await import('../../plugin-loader/plugin-instance.js');
   const { fillSupervision } = await import('../../plugin-loader/agent-config.js');
   const { fastSupervision } = await import('../helpers/fixture-plugins.js');
-  const make = (file: string) =>
+  // The spinning plugin must time out, so its deadline is short (a slow start only makes it
+  // later still); the exiting one gets a wide deadline, so that on a busy machine it is its
+  // exit, not a slow start, that the supervisor sees.
+  const make = (file: string, startTimeout: string) =>
     new PluginInstance({
       manifest: { type: 'driver', name: file.replace('.js', ''), apiVersions: ['1.0'] },
       entry: new URL(`../fixtures/modules/${file}`, import.meta.url).href,
       apiVersion: '1.0',
       config: undefined,
       dataDir: '/tmp/taskhost-test-import',
-      supervision: fillSupervision(fastSupervision, { startTimeout: '500ms', crashLoopRestarts: 2, breakerCooldown: '0s' }),
+      supervision: fillSupervision(fastSupervision, { startTimeout, crashLoopRestarts: 2, breakerCooldown: '0s' }),
     });
-  const spins = make('spins-at-import.js');
+  const spins = make('spins-at-import.js', '500ms');
   t.teardown(() => spins.close());
   const failed = next<[Error]>(spins, 'failed');
   await spins.start();
   const [err] = await failed;
   t.match(err, { code: 'PLUGIN_FAILED', message: /crashed 2 times .* did not start within 500ms/ });
-  const exits = make('exits-at-import.js');
+  const exits = make('exits-at-import.js', '120s');
   t.teardown(() => exits.close());
   const exitFailed = next<[Error]>(exits, 'failed');
   await exits.start();
