@@ -4,40 +4,26 @@
  * environment built by shared/env, and `${...}` in the driver config interpolated.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ContainerReservation } from '../shared/device.js';
 import { TaskSpec, type DriverCapabilities, type TaskConfig } from '../shared/driver.js';
 import { parseDuration } from '../shared/duration.js';
 import { buildTaskEnv, interpolateDeep, variables } from '../shared/env.js';
-import { InvalidConfigError } from '../shared/errors.js';
+import { guardInput, readJsonFile } from '../shared/input-guard.js';
 import { compileSchema, parseWith, type JsonSchema } from '../shared/schema.js';
 
 const validateSpec = compileSchema<TaskSpec>(TaskSpec);
 
-/** Validates a task spec document; errors name their JSON path. */
+/** Validates a task spec document (bounded in depth, see guardInput); errors name their JSON path. */
 export function parseTaskSpec(data: unknown, source = 'task spec'): TaskSpec {
+  guardInput(data, source);
   return parseWith(validateSpec, data, source);
 }
 
-/** Reads and validates a task spec file. */
+/** Reads (at most inputLimits.maxFileBytes) and validates a task spec file. */
 export async function loadTaskSpec(file: string): Promise<TaskSpec> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    const message = `cannot read ${file}: ${(err as Error).message}`;
-    throw new InvalidConfigError(message, { details: { errors: [{ path: '', message }] } });
-  }
-  try {
-    return parseTaskSpec(JSON.parse(text), file);
-  } catch (err) {
-    if (err instanceof SyntaxError) {
-      const message = `not valid JSON: ${err.message}`;
-      throw new InvalidConfigError(`${file} is ${message}`, { details: { errors: [{ path: '', message }] } });
-    }
-    throw err;
-  }
+  return parseTaskSpec(await readJsonFile(file), file);
 }
 
 /** Validates a driver config against the driver's schema; paths start at `/config`. */
