@@ -6,12 +6,13 @@
  */
 import type { Logger } from 'pino';
 import type { ExitResult, TaskEvent } from '../shared/driver.js';
-import { TaskhostError } from '../shared/errors.js';
+import { InvalidConfigError, TaskhostError } from '../shared/errors.js';
 import { formatDuration } from '../shared/duration.js';
 import type { AgentConfig } from '../plugin-loader/agent-config.js';
 import { PluginLoader } from '../plugin-loader/loader.js';
 import { DriverManager } from '../drivers/driver-manager.js';
 import { loadTaskSpec } from '../drivers/prepare-task.js';
+import { unknownDriverIssue } from '../drivers/unknown-driver-issue.js';
 import { DeviceManager, type DeviceReservation } from '../devices/device-manager.js';
 import { followFile } from './follow-file.js';
 import { isPullEvent, PullProgressBar } from './pull-progress.js';
@@ -58,8 +59,11 @@ export async function runTask(options: RunOptions): Promise<number> {
   const following = new AbortController();
   let onInterrupt: (() => void) | undefined;
   try {
+    // A clear error for an unknown driver, before anything else: it lists every driver the
+    // agent has, not only the one this command would have started.
+    const unknown = await unknownDriverIssue(spec.driver, loader);
+    if (unknown) throw new InvalidConfigError(`${options.file}: /driver: ${unknown.message}`, { details: { errors: [unknown] } });
     await manager.start();
-    manager.driver(spec.driver); // a clear error for an unknown driver, before anything else
     await manager.waitForFirstFingerprint(10_000);
     const health = manager.health().find((h) => h.name === spec.driver)!;
     if (health.health !== 'healthy') {

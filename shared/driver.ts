@@ -177,6 +177,13 @@ export interface DriverPlugin<C = unknown> extends BasePlugin<C> {
   taskEvents(signal: AbortSignal): AsyncIterable<TaskEvent>;
   signalTask?(taskId: string, signal: string): Awaitable<void>;
   execTask?(taskId: string, command: string[], timeoutMs: number): Awaitable<ExecResult>;
+  /**
+   * Optional: checks a prepared TaskConfig against the driver's policy (what its plugin config
+   * allows) without starting anything or touching the disk; throws InvalidConfigError naming
+   * each path at fault (`/config/privileged`, `/user`). The host calls it before it makes a
+   * task's directories, and `taskhost validate --task` calls it; startTask still checks again.
+   */
+  validateTask?(config: TaskConfig, signal: AbortSignal): Awaitable<void>;
 }
 
 /** The ExitResult of a task killed by `signal` (e.g. "SIGTERM"): exit code 128 + its number. */
