@@ -34,6 +34,12 @@ export const PluginEntry = Type.Object(
     enabled: Type.Boolean({ default: true }),
     config: Type.Optional(Type.Unknown({ description: "validated against the plugin's own configSchema()" })),
     supervision: Type.Optional(Supervision),
+    replaceBuiltin: Type.Optional(
+      Type.Boolean({
+        description:
+          'a plugin of the plugin directory with the name of a built-in replaces the built-in only when this is true; otherwise it is skipped',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
