@@ -18,15 +18,15 @@ import { runDriverConformance, type CheckResult } from '../conformance/driver-co
 import { runDeviceConformance } from '../conformance/device-conformance.js';
 import { findConformanceTarget } from '../conformance/check-runner.js';
 import { benchCommand } from './bench/bench-command.js';
-import { runTask } from './run-task.js';
+import { runTask, type Interrupts } from './run-task.js';
 import { cliLogger } from './log.js';
 import { table } from './table.js';
 
 export interface CliIO {
   stdout: { write(text: string | Uint8Array): unknown };
   stderr: { write(text: string | Uint8Array): unknown };
-  /** Where Ctrl-C comes from: the process, or a test. */
-  interrupts?: { on(event: 'SIGINT', fn: () => void): unknown; off(event: 'SIGINT', fn: () => void): unknown };
+  /** Where Ctrl-C, SIGTERM and SIGHUP come from: the process, or a test. */
+  interrupts?: Interrupts;
 }
 
 interface GlobalOptions {
