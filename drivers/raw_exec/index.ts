@@ -173,7 +173,7 @@ export default function rawExecDriver() {
           stderrPath: cfg.stderrPath,
         });
       } catch (err) {
-        throw spawnFailure(task.command, cfg.env, err);
+        throw spawnFailure(task.command, task.args ?? [], cfg.env, err);
       }
       track(cfg, proc);
       emit(cfg, `started: pid ${proc.state.pid}`, { pid: String(proc.state.pid) });
@@ -352,13 +352,24 @@ function isDirectory(dir: string): boolean {
 }
 
 /** Says which command could not start and why, in terms of the task's config. */
-function spawnFailure(command: string, env: Record<string, string>, err: unknown): Error {
+function spawnFailure(command: string, args: string[], env: Record<string, string>, err: unknown): Error {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') {
     const where = command.includes('/') ? 'does not exist' : `was not found in the task's PATH (${env.PATH ?? 'not set'})`;
     return invalid('/config/command', `cannot start task: command "${command}" ${where}`);
   }
   if (code === 'EACCES') return invalid('/config/command', `cannot start task: command "${command}" is not executable (permission denied)`);
+  if (code === 'ENAMETOOLONG') return invalid('/config/command', `cannot start task: the command's path is too long for the kernel`);
+  if (code === 'E2BIG') {
+    // The kernel's limit is on arguments and environment together (and 128 KiB per string):
+    // blame the larger of the two.
+    const size = (items: string[]) => items.reduce((n, item) => n + item.length, 0);
+    const where = size(args) > size(Object.entries(env).flat()) ? '/config/args' : '/env';
+    return invalid(
+      where,
+      'cannot start task: its arguments and environment are too large for the kernel (E2BIG): shorten config.args or env',
+    );
+  }
   return err instanceof Error ? err : new Error(String(err));
 }
 

@@ -233,6 +233,16 @@ t.test('a command that cannot start rejects startTask, naming it, and leaves no 
   await t.rejects(driver.startTask(notExecutable), /command "\.\/run\.sh" is not executable/);
 
   await t.rejects(driver.startTask(taskConfig(t, { command: 'true', cwd: 'nope' })), /working directory .*\/nope does not exist/);
+  await t.rejects(driver.startTask(taskConfig(t, { command: '/' + 'x'.repeat(5000) })), {
+    errors: [{ path: '/config/command', message: "cannot start task: the command's path is too long for the kernel" }],
+  });
+  const e2big = 'cannot start task: its arguments and environment are too large for the kernel (E2BIG): shorten config.args or env';
+  await t.rejects(driver.startTask(taskConfig(t, { command: 'true', args: ['x'.repeat(200_000)] })), {
+    errors: [{ path: '/config/args', message: e2big }],
+  });
+  await t.rejects(driver.startTask(taskConfig(t, { command: 'true' }, { env: { BIG: 'x'.repeat(200_000) } })), {
+    errors: [{ path: '/env', message: e2big }],
+  });
   await t.rejects(driver.startTask(taskConfig(t, { command: 'true' }, { user: 'nobody' })), /cannot run them as "nobody"/);
 
   await start(t, driver, { ...missing, config: { command: 'true' } });
