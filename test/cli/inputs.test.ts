@@ -134,6 +134,14 @@ t.test('docker: run refuses the same spec with the same lines, before any pull',
   );
 });
 
+t.test('a driver the agent config disables is named as disabled, not as unknown', async (t) => {
+  const disabled = json({ ...agentDoc, plugins: { ...agentDoc.plugins, docker: { enabled: false } } });
+  const spec = json({ name: 'x', driver: 'docker', config: { image: 'busybox:1.35' } });
+  const line = '/driver: driver "docker" is disabled in the agent config (plugins.docker.enabled is false); drivers: mock, raw_exec';
+  t.match(await runCli(['--config', disabled, 'validate', '--task', spec]), { code: 1, stdout: `${spec}: ${line}\n` });
+  t.match(await runCli(['--config', disabled, 'run', spec]), { code: 1, stderr: `error: ${line}\n` });
+});
+
 t.test('an unknown driver: validate and run list every driver, with a did-you-mean', async (t) => {
   await bothSay(
     t,

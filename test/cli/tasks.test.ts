@@ -77,6 +77,14 @@ t.test('run: SIGTERM and SIGHUP stop the task as Ctrl-C does; a second signal ki
     t.equal(code, 143, 'the task got its kill signal, SIGTERM');
     t.equal(process.listenerCount(signal), 0, 'no listener left behind');
   }
+  const process = new EventEmitter();
+  const live = { stdout: '', stderr: '' };
+  const running = runCli(['--config', agent, 'run', countdown({ seconds: 30 })], process, live);
+  while (!/\d\n/.test(live.stdout)) await new Promise((r) => setTimeout(r, 50));
+  process.emit('SIGTERM');
+  process.emit('SIGTERM');
+  const { stderr } = await running;
+  t.match(stderr, 'taskhost: killing count\n', 'the second signal kills');
 });
 
 t.test('run: a signal before the task has started cancels the start; nothing runs', async (t) => {
