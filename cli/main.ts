@@ -18,15 +18,15 @@ import { runDriverConformance, type CheckResult } from '../conformance/driver-co
 import { runDeviceConformance } from '../conformance/device-conformance.js';
 import { findConformanceTarget } from '../conformance/check-runner.js';
 import { benchCommand } from './bench/bench-command.js';
-import { runTask } from './run-task.js';
+import { runTask, type Interrupts } from './run-task.js';
 import { cliLogger } from './log.js';
 import { table } from './table.js';
 
 export interface CliIO {
   stdout: { write(text: string | Uint8Array): unknown };
   stderr: { write(text: string | Uint8Array): unknown };
-  /** Where Ctrl-C comes from: the process, or a test. */
-  interrupts?: { on(event: 'SIGINT', fn: () => void): unknown; off(event: 'SIGINT', fn: () => void): unknown };
+  /** Where Ctrl-C, SIGTERM and SIGHUP come from: the process, or a test. */
+  interrupts?: Interrupts;
 }
 
 interface GlobalOptions {
@@ -253,21 +253,13 @@ Examples:
       if (opts.task) {
         const globals = program.opts<GlobalOptions>();
         const config = await agentConfig(globals);
-        const logger = cliLogger(globals.logLevel ?? 'silent', io);
-        const loader = new PluginLoader({ config, logger });
-        const manager = new DriverManager({ loader, logger });
-        try {
-          const issues = await validateTaskFile(opts.task, manager);
-          if (opts.json) io.stdout.write(JSON.stringify({ file: opts.task, valid: issues.length === 0, issues }, null, 2) + '\n');
-          else {
-            for (const line of formatIssues(issues)) io.stdout.write(`${opts.task}: ${line}\n`);
-            if (issues.length === 0) io.stdout.write(`${opts.task}: valid\n`);
-          }
-          if (issues.length > 0) exitCode = 1;
-        } finally {
-          await manager.close();
-          await loader.close();
+        const issues = await validateTaskFile(opts.task, { config, logger: cliLogger(globals.logLevel ?? 'silent', io) });
+        if (opts.json) io.stdout.write(JSON.stringify({ file: opts.task, valid: issues.length === 0, issues }, null, 2) + '\n');
+        else {
+          for (const line of formatIssues(issues)) io.stdout.write(`${opts.task}: ${line}\n`);
+          if (issues.length === 0) io.stdout.write(`${opts.task}: valid\n`);
         }
+        if (issues.length > 0) exitCode = 1;
         return;
       }
       const file = opts.config ?? program.opts<GlobalOptions>().config;

@@ -1,17 +1,19 @@
 /**
  * `taskhost run F`: runs one task to completion. The task's own output is streamed as it comes
  * (stdout to stdout, stderr to stderr; with --json both go to stderr so that stdout holds only
- * the result document), events go to stderr, and Ctrl-C stops the task within its kill timeout
- * (a second Ctrl-C kills it at once).
+ * the result document), events go to stderr, and Ctrl-C, SIGTERM or SIGHUP stop the task within
+ * its kill timeout (a second signal kills it at once): a `taskhost run` that is told to go away
+ * never leaves its task behind. A signal before the task has started cancels the start.
  */
 import type { Logger } from 'pino';
-import type { ExitResult, TaskEvent } from '../shared/driver.js';
-import { TaskhostError } from '../shared/errors.js';
+import { signalNumber, type ExitResult, type TaskEvent } from '../shared/driver.js';
+import { InvalidConfigError, TaskhostError } from '../shared/errors.js';
 import { formatDuration } from '../shared/duration.js';
 import type { AgentConfig } from '../plugin-loader/agent-config.js';
 import { PluginLoader } from '../plugin-loader/loader.js';
 import { DriverManager } from '../drivers/driver-manager.js';
 import { loadTaskSpec } from '../drivers/prepare-task.js';
+import { unknownDriverIssue } from '../drivers/unknown-driver-issue.js';
 import { DeviceManager, type DeviceReservation } from '../devices/device-manager.js';
 import { followFile } from './follow-file.js';
 import { isPullEvent, PullProgressBar } from './pull-progress.js';
@@ -37,8 +39,18 @@ export interface RunOptions {
   config: AgentConfig;
   logger: Logger;
   io: CliIO;
-  /** Where Ctrl-C comes from (the process, or a test). */
-  interrupts?: { on(event: 'SIGINT', fn: () => void): unknown; off(event: 'SIGINT', fn: () => void): unknown };
+  /** Where Ctrl-C, SIGTERM and SIGHUP come from (the process, or a test). */
+  interrupts?: Interrupts;
+}
+
+/** The signals that stop a `taskhost run` and its task. */
+export const stopSignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+export type StopSignal = (typeof stopSignals)[number];
+
+/** An emitter of stop signals: `process`, or a test's EventEmitter. */
+export interface Interrupts {
+  on(event: StopSignal, fn: () => void): unknown;
+  off(event: StopSignal, fn: () => void): unknown;
 }
 
 /** Runs the task; resolves with the process exit code (the task's own, or 1 when it could not run). */
@@ -56,11 +68,34 @@ export async function runTask(options: RunOptions): Promise<number> {
   const say = (message: string) => io.stderr.write(`taskhost: ${message}\n`);
   const interrupts = options.interrupts ?? process;
   const following = new AbortController();
-  let onInterrupt: (() => void) | undefined;
+  // Listened to from the start, so a signal while plugins load or an image is pulled cancels
+  // the start instead of killing this process with a container on its way.
+  const cancelled = new AbortController();
+  let onStarted: ((signal: StopSignal, count: number) => void) | undefined;
+  let signals = 0;
+  const handlers = stopSignals.map((signal) => {
+    const handler = () => {
+      signals++;
+      if (onStarted) onStarted(signal, signals);
+      else if (!cancelled.signal.aborted) {
+        say(`${signal}: cancelling ${spec.name} before it started`);
+        cancelled.abort(signal);
+      }
+    };
+    interrupts.on(signal, handler);
+    return [signal, handler] as const;
+  });
+  const notCancelled = () => {
+    if (cancelled.signal.aborted) throw new NotStarted(cancelled.signal.reason as StopSignal);
+  };
   try {
-    await manager.start();
-    manager.driver(spec.driver); // a clear error for an unknown driver, before anything else
-    await manager.waitForFirstFingerprint(10_000);
+    // A clear error for an unknown driver, before anything else: it lists every driver the
+    // agent has, not only the one this command would have started.
+    const unknown = await unknownDriverIssue(spec.driver, loader);
+    if (unknown) throw new InvalidConfigError(`${options.file}: /driver: ${unknown.message}`, { details: { errors: [unknown] } });
+    await untilCancelled(manager.start(), cancelled.signal);
+    await untilCancelled(manager.waitForFirstFingerprint(10_000), cancelled.signal);
+    notCancelled();
     const health = manager.health().find((h) => h.name === spec.driver)!;
     if (health.health !== 'healthy') {
       say(`driver "${spec.driver}" is ${health.health}: ${health.healthDescription}`);
@@ -71,7 +106,8 @@ export async function runTask(options: RunOptions): Promise<number> {
       if (!json) say(`[${spec.name}] ${message}`);
     };
     if (devices && spec.devices) {
-      await devices.waitForFirstFingerprint(10_000);
+      await untilCancelled(devices.waitForFirstFingerprint(10_000), cancelled.signal);
+      notCancelled();
       reservation = await devices.reserve(spec.devices, { owner: spec.name });
       for (const d of reservation.devices) record(`reserved ${d.group}: ${d.ids.join(', ')}`, { group: d.group, devices: d.ids.join(',') });
     }
@@ -80,6 +116,7 @@ export async function runTask(options: RunOptions): Promise<number> {
       hostEnvAllow: config.hostEnvAllow,
       ...(reservation ? { reservation: reservation.reservation } : {}),
     });
+    notCancelled();
     // On a terminal, pull progress is one bar instead of a line per update.
     const bar = !json && process.stderr.isTTY && io.stderr === process.stderr ? new PullProgressBar(process.stderr) : undefined;
     manager.on('taskEvent', (_driver: string, event: TaskEvent) => {
@@ -98,19 +135,29 @@ export async function runTask(options: RunOptions): Promise<number> {
       followFile(task.stderrPath, (chunk) => io.stderr.write(chunk), following.signal),
     ];
     const started = performance.now();
-    await manager.startTask(task);
-    let interrupted = 0;
-    onInterrupt = () => {
-      interrupted++;
-      if (interrupted === 1) {
-        say(`stopping ${spec.name} (up to ${formatDuration(task.killTimeoutMs)}; Ctrl-C again to kill it now)`);
+    const stop = (signal: StopSignal, count: number) => {
+      if (count === 1) {
+        const up = `up to ${formatDuration(task.killTimeoutMs)}`;
+        say(
+          signal === 'SIGINT'
+            ? `stopping ${spec.name} (${up}; Ctrl-C again to kill it now)`
+            : `${signal}: stopping ${spec.name} (${up}; a second signal kills it now)`,
+        );
         manager.stopTask(task.id).catch((err: unknown) => say(`stop failed: ${(err as Error).message}`));
       } else {
         say(`killing ${spec.name}`);
         manager.stopTask(task.id, 0, 'SIGKILL').catch((err: unknown) => say(`kill failed: ${(err as Error).message}`));
       }
     };
-    interrupts.on('SIGINT', onInterrupt);
+    try {
+      await manager.startTask(task, cancelled.signal);
+    } catch (err) {
+      notCancelled(); // a start cut short by a signal is a cancellation, not a failure
+      throw err;
+    }
+    onStarted = stop;
+    // A signal that came while the start was finishing: the task is stopped at once.
+    if (cancelled.signal.aborted) stop(cancelled.signal.reason as StopSignal, 1);
     let exit: ExitResult;
     try {
       exit = await manager.waitTask(task.id);
@@ -138,6 +185,10 @@ export async function runTask(options: RunOptions): Promise<number> {
     else say(describeExit(spec.name, exit, durationMs));
     return exitCodeOf(exit);
   } catch (err) {
+    if (err instanceof NotStarted) {
+      say(`task ${spec.name} was not started: ${err.signal} arrived first`);
+      return 128 + (signalNumber(err.signal) ?? 0);
+    }
     if (err instanceof TaskhostError && err.code !== 'INVALID_CONFIG') {
       say(`task ${spec.name} could not run: ${err.message}`);
       return 1;
@@ -145,11 +196,34 @@ export async function runTask(options: RunOptions): Promise<number> {
     throw err;
   } finally {
     following.abort();
-    if (onInterrupt) interrupts.off('SIGINT', onInterrupt);
+    for (const [signal, handler] of handlers) interrupts.off(signal, handler);
     if (reservation) devices?.release(reservation.id);
     await devices?.close();
     await manager.close();
     await loader.close();
+  }
+}
+
+/** A stop signal came before the task started; nothing runs. */
+class NotStarted extends Error {
+  readonly signal: StopSignal;
+  constructor(signal: StopSignal) {
+    super(`cancelled by ${signal}`);
+    this.signal = signal;
+  }
+}
+
+/** `work`, or sooner when `signal` aborts (work goes on, unheard; the caller then gives up). */
+async function untilCancelled<T>(work: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) return undefined;
+  let onAbort!: () => void;
+  const aborted = new Promise<undefined>((resolve) =>
+    signal.addEventListener('abort', (onAbort = () => resolve(undefined)), { once: true }),
+  );
+  try {
+    return await Promise.race([work, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }
 

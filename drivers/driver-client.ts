@@ -68,4 +68,7 @@ export class DriverClient {
   execTask(taskId: string, command: string[], timeoutMs: number, options?: CallOptions): Promise<ExecResult> {
     return this.instance.call('execTask', [taskId, command, timeoutMs], options);
   }
+  validateTask(config: TaskConfig, options?: CallOptions): Promise<void> {
+    return this.instance.call('validateTask', [config], options);
+  }
 }

@@ -20,6 +20,7 @@ import {
   type TaskStatus,
 } from '../shared/driver.js';
 import {
+  InvalidConfigError,
   PluginCrashedError,
   PluginFailedError,
   PluginLoadError,
@@ -35,7 +36,9 @@ import { guardedEmit } from '../plugin-loader/guarded-emit.js';
 import { closingController } from '../shared/pause.js';
 import { DriverClient } from './driver-client.js';
 import { MemoryHandleStore, type HandleStore } from './handle-store.js';
-import { prepareTask, type PrepareOptions } from './prepare-task.js';
+import { hostAttributes } from './host-attributes.js';
+import { buildTaskConfig, createTaskDirs, parseTaskSpec, type PrepareOptions } from './prepare-task.js';
+import { unknownDriverIssue } from './unknown-driver-issue.js';
 
 /** What the manager knows of a driver's health. */
 export interface DriverHealthInfo {
@@ -67,6 +70,9 @@ export interface DriverManagerOptions {
   /** First and maximum delay before a fingerprint or event stream is re-opened. */
   streamBackoffMs?: [number, number];
 }
+
+/** What a caller may add when it has the manager build a task. */
+export type TaskOptions = Omit<PrepareOptions, 'spec' | 'schema' | 'capabilities' | 'dataDir'>;
 
 interface Driver {
   client: DriverClient;
@@ -177,11 +183,45 @@ export class DriverManager extends EventEmitter<DriverManagerEvents> {
     return driver.capabilities;
   }
 
-  /** Builds a TaskConfig for a spec on its driver (see prepareTask). */
-  async prepare(spec: TaskSpec, options: Omit<PrepareOptions, 'spec' | 'schema' | 'capabilities' | 'dataDir'> = {}): Promise<TaskConfig> {
+  /**
+   * The node's attributes for `${node.attr.*}`: the host's own (kernel.name, cpu.arch, ...), then
+   * each driver's latest fingerprint (`driver.docker.version`, ...).
+   */
+  nodeAttributes(): Record<string, string> {
+    const attributes = hostAttributes();
+    for (const d of this.#drivers.values()) for (const [key, value] of Object.entries(d.health.attributes)) attributes[key] = String(value);
+    return attributes;
+  }
+
+  /**
+   * Builds the TaskConfig for a spec on its driver (buildTaskConfig; node attributes from
+   * nodeAttributes() under any the options give) and has the driver check it against its policy
+   * (validateTask, where the driver has it). Makes nothing on disk: `validate` uses it as is.
+   */
+  async buildTask(spec: TaskSpec, options: TaskOptions = {}): Promise<TaskConfig> {
     await this.start();
-    const [schema, capabilities] = await Promise.all([this.taskConfigSchema(spec.driver), this.capabilities(spec.driver)]);
-    return prepareTask({ ...options, spec, schema, capabilities, dataDir: this.#loader.config.dataDir });
+    const checked = parseTaskSpec(spec);
+    const driver = this.#drivers.get(checked.driver);
+    if (!driver) {
+      const started = [...this.#drivers.keys()].sort().join(', ') || 'none';
+      const issue = (await unknownDriverIssue(checked.driver, this.#loader)) ?? {
+        path: '/driver',
+        message: `driver "${checked.driver}" is not hosted here (the loader's "only" option left it out); hosted: ${started}`,
+      };
+      throw new InvalidConfigError(`task "${checked.name}": ${issue.path}: ${issue.message}`, { details: { errors: [issue] } });
+    }
+    const [schema, capabilities] = await Promise.all([this.taskConfigSchema(checked.driver), this.capabilities(checked.driver)]);
+    const node = { ...options.node, attributes: { ...this.nodeAttributes(), ...options.node?.attributes } };
+    const task = buildTaskConfig({ ...options, node, spec: checked, schema, capabilities, dataDir: this.#loader.config.dataDir });
+    if (driver.client.instance.implements('validateTask')) await driver.client.validateTask(task);
+    return task;
+  }
+
+  /** buildTask, then the task's directories and log files (createTaskDirs): ready for startTask. */
+  async prepare(spec: TaskSpec, options: TaskOptions = {}): Promise<TaskConfig> {
+    const task = await this.buildTask(spec, options);
+    await createTaskDirs(task);
+    return task;
   }
 
   /** Starts a task and keeps its handle until it is destroyed. */

@@ -1,43 +1,31 @@
 /**
- * From a task spec (what a person writes) to a TaskConfig (what a driver receives): the spec
- * and the driver config validated with their JSON paths, the task's directories made, the
- * environment built by shared/env, and `${...}` in the driver config interpolated.
+ * From a task spec (what a person writes) to a TaskConfig (what a driver receives), in two steps:
+ * buildTaskConfig (pure: the spec and the driver config validated with their JSON paths, the
+ * environment built by shared/env, `${...}` in the driver config interpolated) and
+ * createTaskDirs (the task's directories and log files); prepareTask does both.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ContainerReservation } from '../shared/device.js';
-import { TaskSpec, type DriverCapabilities, type TaskConfig } from '../shared/driver.js';
+import { Name, signalNumber, TaskSpec, type DriverCapabilities, type TaskConfig } from '../shared/driver.js';
 import { parseDuration } from '../shared/duration.js';
 import { buildTaskEnv, interpolateDeep, variables } from '../shared/env.js';
-import { InvalidConfigError } from '../shared/errors.js';
-import { compileSchema, parseWith, type JsonSchema } from '../shared/schema.js';
+import { guardInput, readJsonFile } from '../shared/input-guard.js';
+import { InvalidConfigError, type SchemaIssue } from '../shared/errors.js';
+import { compileSchema, formatIssues, parseWith, type JsonSchema } from '../shared/schema.js';
 
 const validateSpec = compileSchema<TaskSpec>(TaskSpec);
 
-/** Validates a task spec document; errors name their JSON path. */
+/** Validates a task spec document (bounded in depth, see guardInput); errors name their JSON path. */
 export function parseTaskSpec(data: unknown, source = 'task spec'): TaskSpec {
+  guardInput(data, source);
   return parseWith(validateSpec, data, source);
 }
 
-/** Reads and validates a task spec file. */
+/** Reads (at most inputLimits.maxFileBytes) and validates a task spec file. */
 export async function loadTaskSpec(file: string): Promise<TaskSpec> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    const message = `cannot read ${file}: ${(err as Error).message}`;
-    throw new InvalidConfigError(message, { details: { errors: [{ path: '', message }] } });
-  }
-  try {
-    return parseTaskSpec(JSON.parse(text), file);
-  } catch (err) {
-    if (err instanceof SyntaxError) {
-      const message = `not valid JSON: ${err.message}`;
-      throw new InvalidConfigError(`${file} is ${message}`, { details: { errors: [{ path: '', message }] } });
-    }
-    throw err;
-  }
+  return parseTaskSpec(await readJsonFile(file), file);
 }
 
 /** Validates a driver config against the driver's schema; paths start at `/config`. */
@@ -52,6 +40,7 @@ export interface PrepareOptions {
   capabilities: DriverCapabilities;
   /** The agent's data directory: tasks live under `<dataDir>/allocs/<allocId>/`. */
   dataDir: string;
+  /** A name (see namePattern), default a random UUID: it names a directory under `<dataDir>/allocs`. */
   allocId?: string;
   node?: { attributes?: Record<string, string>; meta?: Record<string, string> };
   hostEnv?: Record<string, string | undefined>;
@@ -60,10 +49,30 @@ export interface PrepareOptions {
   reservation?: ContainerReservation;
 }
 
-/** Builds the TaskConfig for a spec and creates its directories and log files. */
-export async function prepareTask(options: PrepareOptions): Promise<TaskConfig> {
-  const { spec, capabilities } = options;
+const validateName = compileSchema<string>(Name());
+
+/**
+ * Builds the TaskConfig for a spec: the spec checked again (so a hand-made one cannot name a
+ * directory outside the data directory), the driver config validated, the environment built and
+ * `${...}` interpolated, the task's paths chosen. Pure: nothing is made on disk, so `validate`
+ * can build a task it will never run.
+ */
+export function buildTaskConfig(options: PrepareOptions): TaskConfig {
+  const spec = parseTaskSpec(options.spec);
+  const { capabilities } = options;
+  const issues: SchemaIssue[] = [];
   const allocId = options.allocId ?? randomUUID();
+  const checkedAlloc = validateName(allocId);
+  if (!checkedAlloc.ok)
+    issues.push(...checkedAlloc.issues.map((i) => ({ path: '/allocId', message: `allocId ${JSON.stringify(allocId)} ${i.message}` })));
+  if (spec.killSignal !== undefined && signalNumber(spec.killSignal) === undefined) {
+    issues.push({ path: '/killSignal', message: `unknown signal "${spec.killSignal}": use a name such as SIGTERM, SIGINT or SIGQUIT` });
+  }
+  if (issues.length) {
+    throw new InvalidConfigError(`task "${spec.name}" cannot be prepared: ${formatIssues(issues).join('; ')}`, {
+      details: { errors: issues },
+    });
+  }
   const id = `${allocId}/${spec.name}/${randomBytes(4).toString('hex')}`;
   const allocRoot = path.join(options.dataDir, 'allocs', allocId);
   const host = {
@@ -94,10 +103,6 @@ export async function prepareTask(options: PrepareOptions): Promise<TaskConfig> 
     deviceEnv: options.reservation?.envs,
   });
   const logs = path.join(host.allocDir, 'logs');
-  await Promise.all([host.taskDir, host.secretsDir, logs].map((d) => mkdir(d, { recursive: true, mode: 0o750 })));
-  const stdoutPath = path.join(logs, `${spec.name}.stdout`);
-  const stderrPath = path.join(logs, `${spec.name}.stderr`);
-  await Promise.all([writeFile(stdoutPath, '', { flag: 'a' }), writeFile(stderrPath, '', { flag: 'a' })]);
   const task: TaskConfig = {
     ...identity,
     config: interpolateDeep(config, variables(env, options.node)),
@@ -108,10 +113,24 @@ export async function prepareTask(options: PrepareOptions): Promise<TaskConfig> 
     mounts: (options.reservation?.mounts ?? []).map((m) => ({ ...m })),
     killTimeoutMs: parseDuration(spec.killTimeout),
     ...host,
-    stdoutPath,
-    stderrPath,
+    stdoutPath: path.join(logs, `${spec.name}.stdout`),
+    stderrPath: path.join(logs, `${spec.name}.stderr`),
   };
   if (spec.user) task.user = spec.user;
   if (spec.killSignal) task.killSignal = spec.killSignal;
+  return task;
+}
+
+/** Makes a built task's directories and its (empty, or kept) log files. */
+export async function createTaskDirs(task: TaskConfig): Promise<void> {
+  const logs = [path.dirname(task.stdoutPath), path.dirname(task.stderrPath)];
+  await Promise.all([task.taskDir, task.secretsDir, ...logs].map((d) => mkdir(d, { recursive: true, mode: 0o750 })));
+  await Promise.all([writeFile(task.stdoutPath, '', { flag: 'a' }), writeFile(task.stderrPath, '', { flag: 'a' })]);
+}
+
+/** Builds the TaskConfig for a spec (buildTaskConfig) and creates its directories and log files. */
+export async function prepareTask(options: PrepareOptions): Promise<TaskConfig> {
+  const task = buildTaskConfig(options);
+  await createTaskDirs(task);
   return task;
 }

@@ -2,11 +2,10 @@
  * The agent config file (contract, design.md section 6): where plugins live, where state goes,
  * each plugin's config, and how plugins are supervised.
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Duration, parseDuration } from '../shared/duration.js';
-import { InvalidConfigError } from '../shared/errors.js';
+import { guardInput, readJsonFile } from '../shared/input-guard.js';
 import { compileSchema, parseWith, StringEnum } from '../shared/schema.js';
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -35,6 +34,12 @@ export const PluginEntry = Type.Object(
     enabled: Type.Boolean({ default: true }),
     config: Type.Optional(Type.Unknown({ description: "validated against the plugin's own configSchema()" })),
     supervision: Type.Optional(Supervision),
+    replaceBuiltin: Type.Optional(
+      Type.Boolean({
+        description:
+          'a plugin of the plugin directory with the name of a built-in replaces the built-in only when this is true; otherwise it is skipped',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -109,31 +114,16 @@ const validateAgentConfig = compileSchema<AgentConfig>(AgentConfig);
 
 /** Validates an agent config document; throws InvalidConfigError with every path at fault. */
 export function parseAgentConfig(data: unknown, source = 'agent config'): AgentConfig {
+  guardInput(data, source);
   return parseWith(validateAgentConfig, data ?? {}, source);
 }
 
 /**
- * Reads and validates an agent config file. Relative `pluginDir` and `dataDir` are resolved
+ * Reads (at most inputLimits.maxFileBytes) and validates an agent config file. Relative `pluginDir` and `dataDir` are resolved
  * against the file's folder, so a config means the same thing from any working directory.
  */
 export async function loadAgentConfig(file: string): Promise<AgentConfig> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new InvalidConfigError(`cannot read agent config ${file}: ${(err as Error).message}`, {
-      details: { errors: [{ path: '', message: `cannot read ${file}` }] },
-    });
-  }
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (err) {
-    throw new InvalidConfigError(`${file} is not valid JSON: ${(err as Error).message}`, {
-      details: { errors: [{ path: '', message: `not valid JSON: ${(err as Error).message}` }] },
-    });
-  }
-  const config = parseAgentConfig(data, file);
+  const config = parseAgentConfig(await readJsonFile(file), file);
   const base = path.dirname(path.resolve(file));
   return { ...config, pluginDir: path.resolve(base, config.pluginDir), dataDir: path.resolve(base, config.dataDir) };
 }

@@ -3,7 +3,7 @@
  * package.json has a `taskhost` manifest (design.md section 3). Discovery only reads files;
  * a broken or incompatible plugin becomes a `skipped` entry with its reason, never an exception.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import semver from 'semver';
@@ -32,7 +32,7 @@ export interface SkippedPlugin {
   name: string;
   dir: string;
   source: PluginSource;
-  code: 'INVALID_MANIFEST' | 'API_VERSION_MISMATCH' | 'SHADOWED';
+  code: 'INVALID_MANIFEST' | 'API_VERSION_MISMATCH' | 'SHADOWED' | 'BROKEN_LINK';
   reason: string;
 }
 
@@ -72,6 +72,11 @@ export interface DiscoverOptions {
   builtinDirs?: readonly string[] | undefined;
   /** Plugin folders named one by one (e.g. by `taskhost conformance PATH`). */
   extraDirs?: readonly string[] | undefined;
+  /**
+   * Built-ins that a plugin of the plugin directory with the same name may replace (the agent
+   * config's `plugins.<name>.replaceBuiltin`); any other such plugin is skipped, saying so.
+   */
+  replaceBuiltins?: readonly string[] | undefined;
 }
 
 export async function discover(options: DiscoverOptions): Promise<Discovery> {
@@ -85,16 +90,20 @@ export async function discover(options: DiscoverOptions): Promise<Discovery> {
   };
   for (const dir of options.builtinDirs ?? builtinPluginDirs) await read(dir, 'builtin');
   const discovery: Discovery = { plugins: [], skipped };
-  const folders = await pluginFolders(options.pluginDir);
+  const folders = await pluginFolders(options.pluginDir, skipped);
   if (folders === undefined) discovery.pluginDirMissing = true;
   for (const dir of folders ?? []) await read(dir, 'plugin-dir');
   for (const dir of options.extraDirs ?? []) await read(dir, 'path');
-  discovery.plugins = pickWinners(found, skipped);
+  discovery.plugins = pickWinners(found, skipped, new Set(options.replaceBuiltins ?? []));
   return discovery;
 }
 
-/** Sub-folders of the plugin directory, one level of `@scope/` included; undefined if it is missing. */
-async function pluginFolders(root: string): Promise<string[] | undefined> {
+/**
+ * Sub-folders of the plugin directory, one level of `@scope/` included; undefined if it is
+ * missing. A symlink to a folder counts as that folder (npm link makes them); a broken one is
+ * reported in `skipped`, so a plugin that vanished with its target is never silently gone.
+ */
+async function pluginFolders(root: string, skipped: SkippedPlugin[]): Promise<string[] | undefined> {
   let entries;
   try {
     entries = await readdir(root, { withFileTypes: true });
@@ -104,12 +113,33 @@ async function pluginFolders(root: string): Promise<string[] | undefined> {
   }
   const out: string[] = [];
   for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    if (!e.isDirectory() || e.name.startsWith('.')) continue;
+    if (e.name.startsWith('.')) continue;
     const dir = path.join(root, e.name);
-    if (e.name.startsWith('@')) out.push(...((await pluginFolders(dir)) ?? []));
+    if (e.isSymbolicLink()) {
+      const target = await linkTarget(dir);
+      if (typeof target !== 'string') {
+        skipped.push({ name: e.name, dir, source: 'plugin-dir', code: 'BROKEN_LINK', reason: target.reason });
+        continue;
+      }
+      if (!target) continue; // a link to a file: not a plugin folder, as a file is not
+    } else if (!e.isDirectory()) continue;
+    if (e.name.startsWith('@')) out.push(...((await pluginFolders(dir, skipped)) ?? []));
     else out.push(dir);
   }
   return out;
+}
+
+/** `dir` for a symlink to a folder, '' for one to anything else, or why it leads nowhere. */
+async function linkTarget(link: string): Promise<string | { reason: string }> {
+  try {
+    return (await stat(link)).isDirectory() ? link : '';
+  } catch (err) {
+    const to = await readlink(link).catch(() => '?');
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT' ? 'which does not exist' : code === 'ELOOP' ? 'which is a loop of links' : `which cannot be read (${code})`;
+    return { reason: `symlink ${link} points to ${to}, ${why}: fix or remove the link` };
+  }
 }
 
 async function readPlugin(dir: string, source: PluginSource): Promise<PluginCandidate | SkippedPlugin | undefined> {
@@ -181,10 +211,12 @@ async function entryFile(dir: string, main: string, allowTs: boolean): Promise<s
 }
 
 /**
- * One plugin per name. A plugin-dir plugin overrides a built-in of the same name unless its
- * version is strictly lower; between plugin-dir plugins the higher version wins.
+ * One plugin per name. A plugin-dir plugin replaces a built-in of the same name only when the
+ * agent config asks (`replaceable`), whatever the versions: a folder dropped into the plugin
+ * directory must not silently take over `raw_exec`. Between plugin-dir plugins the higher
+ * version wins; a folder named by path always wins (it is the one the person asked for).
  */
-function pickWinners(found: PluginCandidate[], skipped: SkippedPlugin[]): PluginCandidate[] {
+function pickWinners(found: PluginCandidate[], skipped: SkippedPlugin[], replaceable: ReadonlySet<string>): PluginCandidate[] {
   const byName = new Map<string, PluginCandidate>();
   for (const c of found) {
     const current = byName.get(c.name);
@@ -192,20 +224,18 @@ function pickWinners(found: PluginCandidate[], skipped: SkippedPlugin[]): Plugin
       byName.set(c.name, c);
       continue;
     }
-    const cmp = semver.compare(c.version, current.version);
-    // A folder named by path always wins: it is the one the person asked for.
+    const overBuiltin = current.source === 'builtin' && c.source === 'plugin-dir';
     const replaces =
       c.source === 'path' ||
-      (current.source === 'builtin' && c.source === 'plugin-dir' ? cmp >= 0 : c.source === current.source && cmp > 0);
+      (overBuiltin ? replaceable.has(c.name) : c.source === current.source && semver.compare(c.version, current.version) > 0);
     const [winner, loser] = replaces ? [c, current] : [current, c];
     byName.set(c.name, winner);
-    skipped.push({
-      name: loser.name,
-      dir: loser.dir,
-      source: loser.source,
-      code: 'SHADOWED',
-      reason: `another plugin named "${winner.name}" is used instead: ${winner.dir} (version ${winner.version}, ${winner.source})`,
-    });
+    const reason = overBuiltin
+      ? replaces
+        ? `replaced by ${winner.dir} (version ${winner.version}, plugin-dir), as plugins.${c.name}.replaceBuiltin asks`
+        : `a built-in plugin is named "${c.name}" too, and a plugin-dir plugin replaces a built-in only when asked: set plugins.${c.name}.replaceBuiltin to true in the agent config`
+      : `another plugin named "${winner.name}" is used instead: ${winner.dir} (version ${winner.version}, ${winner.source})`;
+    skipped.push({ name: loser.name, dir: loser.dir, source: loser.source, code: 'SHADOWED', reason });
   }
   return [...byName.values()];
 }

@@ -109,6 +109,7 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
       pluginDir: this.config.pluginDir,
       builtinDirs: this.#builtinDirs,
       extraDirs: this.#extraDirs,
+      replaceBuiltins: Object.keys(this.config.plugins).filter((name) => this.config.plugins[name]?.replaceBuiltin === true),
     });
     this.#discovery = discovery;
     if (discovery.pluginDirMissing) this.#log.debug({ pluginDir: this.config.pluginDir }, 'plugin directory does not exist');

@@ -177,6 +177,13 @@ export interface DriverPlugin<C = unknown> extends BasePlugin<C> {
   taskEvents(signal: AbortSignal): AsyncIterable<TaskEvent>;
   signalTask?(taskId: string, signal: string): Awaitable<void>;
   execTask?(taskId: string, command: string[], timeoutMs: number): Awaitable<ExecResult>;
+  /**
+   * Optional: checks a prepared TaskConfig against the driver's policy (what its plugin config
+   * allows) without starting anything or touching the disk; throws InvalidConfigError naming
+   * each path at fault (`/config/privileged`, `/user`). The host calls it before it makes a
+   * task's directories, and `taskhost validate --task` calls it; startTask still checks again.
+   */
+  validateTask?(config: TaskConfig, signal: AbortSignal): Awaitable<void>;
 }
 
 /** The ExitResult of a task killed by `signal` (e.g. "SIGTERM"): exit code 128 + its number. */
@@ -208,18 +215,50 @@ export const driverMethods: readonly string[] = [
 /** Task ids: `<allocId>/<name>/<8 hex>`; drivers may rely on it containing no whitespace. */
 export const taskIdPattern = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+\/[0-9a-f]{8}$/;
 
+/**
+ * Names of tasks, jobs, groups, drivers and allocations: they become directory and file names
+ * (`<dataDir>/allocs/<allocId>/<name>/`, `<name>.stdout`), container names and env values, so a
+ * letter or digit first (never `.` or `..`), then letters, digits, `_`, `.` and `-`.
+ */
+export const namePattern = '^[A-Za-z0-9][A-Za-z0-9_.-]*$';
+/** The longest name: well inside a file name's 255 bytes, with room for the suffixes added to it. */
+export const maxNameLength = 128;
+
+/** A schema for one of those names. */
+export const Name = (options: { description?: string } = {}) =>
+  Type.String({
+    minLength: 1,
+    maxLength: maxNameLength,
+    pattern: namePattern,
+    errorMessage: {
+      pattern: 'must start with a letter or digit and hold only letters, digits, "_", "." and "-"',
+      maxLength: `must be at most ${maxNameLength} characters`,
+    },
+    ...options,
+  });
+
+/** The most a task may ask for: beyond these no Linux cgroup or Docker Engine accepts the value. */
+export const resourceLimits = Object.freeze({
+  /** Linux's cpu.shares maximum. */
+  maxCpuShares: 262_144,
+  /** 16 TiB. */
+  maxMemoryMB: 16 * 1024 * 1024,
+  /** Devices of one request. */
+  maxDeviceCount: 1024,
+});
+
 /** The task spec file (contract, design.md section 6). */
 export const TaskSpec = Type.Object(
   {
-    name: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' }),
-    driver: Type.String({ minLength: 1 }),
+    name: Name(),
+    driver: Name({ description: 'a driver plugin by name' }),
     config: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
     env: Type.Optional(Type.Record(Type.String(), Type.String())),
     resources: Type.Optional(
       Type.Object(
         {
-          cpuShares: Type.Optional(Type.Integer({ minimum: 1 })),
-          memoryMB: Type.Optional(Type.Integer({ minimum: 4 })),
+          cpuShares: Type.Optional(Type.Integer({ minimum: 1, maximum: resourceLimits.maxCpuShares })),
+          memoryMB: Type.Optional(Type.Integer({ minimum: 4, maximum: resourceLimits.maxMemoryMB })),
         },
         { additionalProperties: false },
       ),
@@ -227,16 +266,20 @@ export const TaskSpec = Type.Object(
     devices: Type.Optional(
       Type.Array(
         Type.Object(
-          { name: Type.String({ minLength: 1 }), count: Type.Integer({ minimum: 1, default: 1 }) },
+          {
+            name: Type.String({ minLength: 1, maxLength: 3 * maxNameLength }),
+            count: Type.Integer({ minimum: 1, maximum: resourceLimits.maxDeviceCount, default: 1 }),
+          },
           { additionalProperties: false },
         ),
+        { maxItems: 64 },
       ),
     ),
     killTimeout: Duration({ default: '5s' }),
     killSignal: Type.Optional(Type.String({ pattern: '^SIG[A-Z0-9]+$' })),
-    user: Type.Optional(Type.String({ minLength: 1 })),
-    job: Type.Optional(Type.String({ minLength: 1 })),
-    group: Type.Optional(Type.String({ minLength: 1 })),
+    user: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    job: Type.Optional(Name()),
+    group: Type.Optional(Name()),
   },
   { additionalProperties: false },
 );

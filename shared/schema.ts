@@ -5,6 +5,7 @@
 import { Type, type TUnsafe } from '@sinclair/typebox';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { durationFits } from './duration.js';
 import { InvalidConfigError, type SchemaIssue } from './errors.js';
 
 export type JsonSchema = Record<string, unknown>;
@@ -25,6 +26,11 @@ export interface Validator<T> {
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, verbose: true });
 (addFormatsModule as unknown as { default: (a: Ajv) => void }).default(ajv);
+// Durations a timer can hold (see shared/duration.ts); malformed ones are left to the pattern.
+ajv.addFormat('taskhost-duration', { type: 'string', validate: durationFits });
+// `errorMessage: { <keyword>: <message> }` replaces ajv's wording for that keyword's failure, as
+// ajv-errors' object form does: `must match pattern "^(?:\d+..."` tells a person nothing.
+ajv.addKeyword({ keyword: 'errorMessage', schemaType: 'object' });
 
 const compiled = new WeakMap<object, Validator<unknown>>();
 const compiledByText = new Map<string, Validator<unknown>>();
@@ -111,6 +117,8 @@ function toIssues(errors: ErrorObject[]): SchemaIssue[] {
 }
 
 function toIssue(e: ErrorObject): SchemaIssue {
+  const custom = (e.parentSchema as JsonSchema | undefined)?.errorMessage as Record<string, unknown> | undefined;
+  if (typeof custom?.[e.keyword] === 'string') return { path: e.instancePath, message: custom[e.keyword] as string };
   if (e.keyword === 'additionalProperties') {
     const key = String((e.params as { additionalProperty: string }).additionalProperty);
     const known = Object.keys(((e.parentSchema as JsonSchema | undefined)?.properties as object | undefined) ?? {});

@@ -128,7 +128,8 @@ export function capName(cap: string): string {
   return cap.toUpperCase().replace(/^CAP_/, '');
 }
 
-function checkPolicy(config: DockerTaskConfig, plugin: DockerConfig): void {
+/** What the plugin config allows (volumes, privileged, capabilities, labels); throws InvalidConfigError naming each path it refuses. */
+export function checkPolicy(config: DockerTaskConfig, plugin: DockerConfig): void {
   const issues: SchemaIssue[] = [];
   const refuse = (where: string, message: string) => issues.push({ path: `/config${where}`, message });
   if (!plugin.volumes.enabled) {

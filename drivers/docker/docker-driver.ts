@@ -40,7 +40,7 @@ import { DockerConfig, DockerTaskConfig, labelPrefix } from './docker-config.js'
 import { daemonMessage } from './daemon-message.js';
 import { dockerStatus, isNotFound, isNotRunning, isUnreachable } from './docker-errors.js';
 import { DockerFingerprint } from './docker-fingerprint.js';
-import { containerSpec, taskLabels } from './container-spec.js';
+import { checkPolicy, containerSpec, taskLabels } from './container-spec.js';
 import { execInContainer } from './container-exec.js';
 import { toResourceUsage, type EngineCpuStats, type EngineStats } from './container-stats.js';
 import { logFileTimes } from './container-logs.js';
@@ -57,6 +57,9 @@ const handleVersion = 1;
 
 /** How long a container may take to die after SIGKILL before stop gives up. */
 const killWaitMs = 10_000;
+
+/** The least memory limit the Engine accepts (6 MiB, in the task spec's MB). */
+const minMemoryMB = 6;
 
 const validateConfig = compileSchema<DockerConfig>(DockerConfig);
 const validateTaskConfig = compileSchema<DockerTaskConfig>(DockerTaskConfig);
@@ -156,6 +159,15 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
       yield await probe.probe(stop);
       await pause(interval, stop);
     }
+  }
+
+  /**
+   * The task against this driver's policy: its config (defaults filled), its image reference,
+   * and what the plugin config allows (volumes, privileged, capabilities, reserved labels).
+   * Nothing is pulled or created; the Engine is not asked.
+   */
+  validateTask(cfg: TaskConfig): void {
+    this.#admit(cfg);
   }
 
   async startTask(cfg: TaskConfig, signal?: AbortSignal): Promise<{ handle: TaskHandle }> {
@@ -368,11 +380,9 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
   }
 
   async #start(cfg: TaskConfig, signal: AbortSignal | undefined): Promise<{ handle: TaskHandle }> {
-    // The host has validated the config; parsing again fills defaults for direct callers (tests).
-    const config = parseWith(validateTaskConfig, cfg.config, `the config of task "${cfg.id}"`, '/config');
-    parseImageRef(config.image, '/config/image');
-    // Policy first: a task the config refuses must not cost a pull.
-    containerSpec({ task: cfg, config, plugin: this.#config, image: config.image, imageEnv: [] });
+    // Checked again (the host did, but the plugin config may have changed since, and tests call
+    // this directly): a task the config refuses must not cost a pull.
+    const config = this.#admit(cfg);
     const image = await this.#ensureImage(cfg, config, signal);
     // Held from here, so GC cannot remove the image between this check and the create.
     this.#imageService().acquire(image.id);
@@ -414,6 +424,19 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
       this.#imageService().release(image.id);
       throw err;
     }
+  }
+
+  /** validateTask's checks; the task's config with its defaults filled. */
+  #admit(cfg: TaskConfig): DockerTaskConfig {
+    const config = parseWith(validateTaskConfig, cfg.config, `the config of task "${cfg.id}"`, '/config');
+    parseImageRef(config.image, '/config/image');
+    const memoryMB = cfg.resources?.memoryMB;
+    // The Engine refuses a smaller limit at create time, after the pull.
+    if (memoryMB !== undefined && memoryMB < minMemoryMB) {
+      throw invalid('/resources/memoryMB', `the Docker Engine needs a memory limit of at least ${minMemoryMB} MB, got ${memoryMB}`);
+    }
+    checkPolicy(config, this.#config);
+    return config;
   }
 
   /** Makes the image present per the task's pull policy, its pull progress becoming task events. */

@@ -3,7 +3,7 @@
  * isolation, in its own process group. Tasks outlive the driver: after a restart recoverTask
  * finds them again by pid and start time.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import { arch, platform, release } from 'node:os';
 import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
@@ -28,8 +28,10 @@ import {
   TaskNotRunningError,
   TaskRunningError,
   TimeoutError,
+  type SchemaIssue,
 } from '../../shared/errors.js';
 import { EventHub } from '../../shared/event-hub.js';
+import { ociArch } from '../../shared/oci-arch.js';
 import { definePlugin, type SetConfigRequest } from '../../shared/plugin.js';
 import { execCommand } from './exec-command.js';
 import { groupUsage } from './group-usage.js';
@@ -46,6 +48,12 @@ const killWaitMs = 5_000;
 
 export const RawExecConfig = Type.Object({
   fingerprintInterval: Duration({ default: '30s', description: 'how often fingerprint() reports' }),
+  allowCwdOutsideTaskDir: Type.Boolean({
+    default: false,
+    description:
+      "let a task's cwd name a directory outside its task directory (an absolute path, or one through .. or a symlink); " +
+      'off, such a task is refused. raw_exec tasks share the host file system either way: this only keeps a mistyped cwd from running a task elsewhere',
+  }),
 });
 export type RawExecConfig = Static<typeof RawExecConfig>;
 
@@ -65,7 +73,7 @@ interface Task {
 
 /** A fresh driver with no tasks: the worker calls it once. */
 export default function rawExecDriver() {
-  let config: RawExecConfig = { fingerprintInterval: '30s' };
+  let config: RawExecConfig = { fingerprintInterval: '30s', allowCwdOutsideTaskDir: false };
   const tasks = new Map<string, Task>();
   const events = new EventHub<TaskEvent>();
   // Ends every stream when the driver shuts down.
@@ -100,6 +108,22 @@ export default function rawExecDriver() {
     await task.proc.killStragglers();
   };
 
+  /** What this raw_exec config allows of a task; validateTask and startTask both ask. */
+  const checkPolicy = (cfg: TaskConfig): void => {
+    const issues: SchemaIssue[] = [];
+    if (cfg.user !== undefined) {
+      issues.push({
+        path: '/user',
+        message: `raw_exec runs tasks as the agent's own user and cannot run them as "${cfg.user}": remove "user"`,
+      });
+    }
+    const cwd = (cfg.config as RawExecTaskConfig).cwd;
+    if (cwd !== undefined && !config.allowCwdOutsideTaskDir && !isInside(cfg.taskDir, path.resolve(cfg.taskDir, cwd))) {
+      issues.push({ path: '/config/cwd', message: outsideTaskDir(cwd) });
+    }
+    if (issues.length) throw invalidAll(issues);
+  };
+
   return definePlugin({
     info: () => ({ type: 'driver', name: 'raw_exec', pluginVersion: version, apiVersions: ['1.0'] }),
     configSchema: () => RawExecConfig,
@@ -123,14 +147,21 @@ export default function rawExecDriver() {
       }
     },
 
+    /** The policy alone: no `user`, a cwd inside the task directory (unless allowed). Touches nothing. */
+    validateTask(cfg: TaskConfig): void {
+      checkPolicy(cfg);
+    },
+
     async startTask(cfg: TaskConfig): Promise<{ handle: TaskHandle }> {
       if (tasks.has(cfg.id)) throw new TaskExistsError(`raw_exec already has a task "${cfg.id}"`);
-      if (cfg.user !== undefined) {
-        throw invalid('/user', `raw_exec runs tasks as the agent's own user and cannot run them as "${cfg.user}": remove "user"`);
-      }
+      checkPolicy(cfg);
       const task = cfg.config as RawExecTaskConfig;
       const cwd = path.resolve(cfg.taskDir, task.cwd ?? '.');
       if (!isDirectory(cwd)) throw invalid('/config/cwd', `working directory ${cwd} does not exist or is not a directory`);
+      // A symlink inside the task directory may point anywhere; what counts is where it leads.
+      if (task.cwd !== undefined && !config.allowCwdOutsideTaskDir && !isInside(realpathSync(cfg.taskDir), realpathSync(cwd))) {
+        throw invalid('/config/cwd', outsideTaskDir(task.cwd));
+      }
       let proc: TaskProcess;
       try {
         proc = await TaskProcess.spawn({
@@ -142,10 +173,23 @@ export default function rawExecDriver() {
           stderrPath: cfg.stderrPath,
         });
       } catch (err) {
-        throw spawnFailure(task.command, cfg.env, err);
+        throw spawnFailure(task.command, task.args ?? [], cfg.env, err);
       }
       track(cfg, proc);
       emit(cfg, `started: pid ${proc.state.pid}`, { pid: String(proc.state.pid) });
+      const reserved = [...cfg.mounts, ...cfg.devices];
+      if (reserved.length) {
+        // Nothing to mount into: the task shares the host's file system, so it reaches each
+        // reserved path where it is on the host (and, with no device cgroup, any device).
+        const where = reserved.map((r) => (r.taskPath === r.hostPath ? r.hostPath : `${r.hostPath} (not at ${r.taskPath})`));
+        emit(
+          cfg,
+          `raw_exec mounts nothing: the task shares the host's file system and finds its devices at their host paths: ${where.join(', ')}`,
+          {
+            hostPaths: reserved.map((r) => r.hostPath).join(','),
+          },
+        );
+      }
       return { handle: { version: handleVersion, config: cfg, state: 'running', driverState: proc.state } };
     },
 
@@ -266,7 +310,7 @@ function fingerprint(): DriverFingerprint {
       'driver.raw_exec.version': version,
       'kernel.name': platform(),
       'kernel.version': release(),
-      'cpu.arch': arch(),
+      'cpu.arch': ociArch(arch()),
     },
   };
 }
@@ -283,6 +327,22 @@ function checkSignal(name: string): void {
   if (signalNumber(name) === undefined) throw invalid('/signal', `unknown signal "${name}": use a name such as SIGTERM, SIGHUP or SIGUSR1`);
 }
 
+function invalidAll(issues: SchemaIssue[]): InvalidConfigError {
+  return new InvalidConfigError(`raw_exec refuses the task: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, {
+    details: { errors: issues },
+  });
+}
+
+function outsideTaskDir(cwd: string): string {
+  return `working directory "${cwd}" is outside the task directory: name one inside it, or set allowCwdOutsideTaskDir in the raw_exec plugin config`;
+}
+
+/** Whether `target` is `dir` or below it (both absolute and normalised). */
+function isInside(dir: string, target: string): boolean {
+  const rel = path.relative(dir, target);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
 function isDirectory(dir: string): boolean {
   try {
     return statSync(dir).isDirectory();
@@ -292,13 +352,24 @@ function isDirectory(dir: string): boolean {
 }
 
 /** Says which command could not start and why, in terms of the task's config. */
-function spawnFailure(command: string, env: Record<string, string>, err: unknown): Error {
+function spawnFailure(command: string, args: string[], env: Record<string, string>, err: unknown): Error {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') {
     const where = command.includes('/') ? 'does not exist' : `was not found in the task's PATH (${env.PATH ?? 'not set'})`;
     return invalid('/config/command', `cannot start task: command "${command}" ${where}`);
   }
   if (code === 'EACCES') return invalid('/config/command', `cannot start task: command "${command}" is not executable (permission denied)`);
+  if (code === 'ENAMETOOLONG') return invalid('/config/command', `cannot start task: the command's path is too long for the kernel`);
+  if (code === 'E2BIG') {
+    // The kernel's limit is on arguments and environment together (and 128 KiB per string):
+    // blame the larger of the two.
+    const size = (items: string[]) => items.reduce((n, item) => n + item.length, 0);
+    const where = size(args) > size(Object.entries(env).flat()) ? '/config/args' : '/env';
+    return invalid(
+      where,
+      'cannot start task: its arguments and environment are too large for the kernel (E2BIG): shorten config.args or env',
+    );
+  }
   return err instanceof Error ? err : new Error(String(err));
 }
 

@@ -1,11 +1,12 @@
 // `taskhost fingerprint` with its devices section, and `taskhost run` of a task that asks for
 // devices, in-process, on the built-in example-file plugin over a temporary directory.
+import path from 'node:path';
 import t from 'tap';
 import type { DevicePluginHealth, NodeDeviceGroup } from '../../devices/device-manager.js';
 import { runCli } from '../helpers/run-cli.js';
 import { exampleFileAgent } from '../helpers/example-file-agent.js';
 
-const { withExample, jsonFile: taskFile } = exampleFileAgent();
+const { withExample, devices, jsonFile: taskFile } = exampleFileAgent();
 
 t.test('fingerprint: the drivers as before, then the devices', async (t) => {
   const human = await runCli(['--config', withExample(), 'fingerprint']);
@@ -35,6 +36,14 @@ t.test('run: a raw_exec task that asks for example/file/mock gets EXAMPLE_FILE_D
   t.match(stderr, /^devices=a\n/, 'b is world-writable, so a is the one');
   const result = JSON.parse(stdout) as { events: { message: string; annotations?: object }[] };
   t.match(result.events[0], { message: 'reserved example/file/mock: a', annotations: { group: 'example/file/mock', devices: 'a' } });
+  t.ok(
+    result.events.some(
+      (e) =>
+        e.message ===
+        `raw_exec mounts nothing: the task shares the host's file system and finds its devices at their host paths: ${path.join(devices, 'a')} (not at /devices/a)`,
+    ),
+    'the task is told where its device is, since raw_exec cannot mount it',
+  );
 });
 
 t.test('run: a device that does not exist stops the task before it starts', async (t) => {

@@ -55,13 +55,46 @@ t.test('run: a bad config key fails with its path; an unknown driver is named', 
 
 t.test('run: Ctrl-C stops the task cleanly and exits with its code', async (t) => {
   const keyboard = new EventEmitter();
-  const running = runCli(['--config', agent, 'run', countdown({ seconds: 30 })], keyboard);
-  while (keyboard.listenerCount('SIGINT') === 0) await new Promise((r) => setTimeout(r, 50)); // the task is running
-  await new Promise((r) => setTimeout(r, 200));
+  const live = { stdout: '', stderr: '' };
+  const running = runCli(['--config', agent, 'run', countdown({ seconds: 30 })], keyboard, live);
+  while (!/\d\n/.test(live.stdout)) await new Promise((r) => setTimeout(r, 50)); // the task is running: it counts
   keyboard.emit('SIGINT');
   const { code, stderr } = await running;
   t.match(stderr, /stopping count \(up to 5s; Ctrl-C again to kill it now\)/);
   t.match(stderr, /was killed by SIGTERM \(exit code 143\)/);
+  t.equal(code, 143);
+});
+
+t.test('run: SIGTERM and SIGHUP stop the task as Ctrl-C does; a second signal kills it', async (t) => {
+  for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
+    const process = new EventEmitter();
+    const live = { stdout: '', stderr: '' };
+    const running = runCli(['--config', agent, 'run', countdown({ seconds: 30 })], process, live);
+    while (!/\d\n/.test(live.stdout)) await new Promise((r) => setTimeout(r, 50));
+    process.emit(signal);
+    const { code, stderr } = await running;
+    t.match(stderr, `${signal}: stopping count (up to 5s; a second signal kills it now)`, signal);
+    t.equal(code, 143, 'the task got its kill signal, SIGTERM');
+    t.equal(process.listenerCount(signal), 0, 'no listener left behind');
+  }
+  const process = new EventEmitter();
+  const live = { stdout: '', stderr: '' };
+  const running = runCli(['--config', agent, 'run', countdown({ seconds: 30 })], process, live);
+  while (!/\d\n/.test(live.stdout)) await new Promise((r) => setTimeout(r, 50));
+  process.emit('SIGTERM');
+  process.emit('SIGTERM');
+  const { stderr } = await running;
+  t.match(stderr, 'taskhost: killing count\n', 'the second signal kills');
+});
+
+t.test('run: a signal before the task has started cancels the start; nothing runs', async (t) => {
+  const process = new EventEmitter();
+  const running = runCli(['--config', agent, 'run', countdown({ seconds: 30 })], process);
+  while (process.listenerCount('SIGTERM') === 0) await new Promise((r) => setImmediate(r));
+  process.emit('SIGTERM');
+  const { code, stdout, stderr } = await running;
+  t.match(stderr, 'taskhost: SIGTERM: cancelling count before it started\ntaskhost: task count was not started: SIGTERM arrived first\n');
+  t.equal(stdout, '', 'the task never counted');
   t.equal(code, 143);
 });
 
@@ -86,7 +119,9 @@ t.test('validate --task checks the spec and the driver config', async (t) => {
   const bad = countdown({ seconds: 'soon' }, { killTimeout: 'later' });
   const result = await runCli(['--config', agent, 'validate', '--task', bad]);
   t.equal(result.code, 1);
-  t.same(result.stdout.trim().split('\n'), [`${bad}: /killTimeout: must match pattern "^(?:\\d+(?:\\.\\d+)?(?:ms|s|m|h))+$"`]);
+  t.same(result.stdout.trim().split('\n'), [
+    `${bad}: /killTimeout: must be a duration: a number and a unit (ms, s, m, h), e.g. "5s" or "1m30s"`,
+  ]);
   const driverBad = countdown({ seconds: 'soon' });
   const json = JSON.parse((await runCli(['--config', agent, 'validate', '--task', driverBad, '--json'])).stdout) as { issues: unknown[] };
   t.same(json.issues, [{ path: '/config/seconds', message: 'must be number' }]);

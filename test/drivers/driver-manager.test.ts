@@ -80,9 +80,9 @@ t.test('a bad driver config fails with the path; an unknown driver is named', as
     code: 'INVALID_CONFIG',
     message: /\/config\/secnds: unknown key \(did you mean "seconds"\?\)/,
   });
-  await t.rejects(manager.prepare(parseTaskSpec({ name: 'x', driver: 'nope', config: {} })), {
-    code: 'PLUGIN_NOT_FOUND',
-    message: /no driver named "nope" \(drivers: countdown\)/,
+  await t.rejects(manager.prepare(parseTaskSpec({ name: 'x', driver: 'countdwn', config: {} })), {
+    code: 'INVALID_CONFIG',
+    errors: [{ path: '/driver', message: 'no driver named "countdwn" (did you mean "countdown"?); drivers: countdown' }],
   });
 });
 

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -96,21 +96,58 @@ t.test('scoped folders are searched one level down', async (t) => {
   );
 });
 
-t.test('one plugin per name: plugin-dir overrides a built-in unless older; higher version wins', async (t) => {
-  const builtins = pluginTree({ same: { pkg: driver('same', '1.0.0') }, older: { pkg: driver('older', '2.0.0') } });
+t.test('one plugin per name: a plugin-dir plugin replaces a built-in only when asked; higher version wins', async (t) => {
+  const builtins = pluginTree({ same: { pkg: driver('same', '1.0.0') }, asked: { pkg: driver('asked', '2.0.0') } });
   const dir = pluginTree({
-    same: { pkg: driver('same', '1.0.0') },
-    older: { pkg: driver('older', '1.5.0') },
+    same: { pkg: driver('same', '9.0.0') },
+    asked: { pkg: driver('asked', '1.5.0') },
     'twin-a': { pkg: driver('twin', '1.2.0') },
     'twin-b': { pkg: driver('twin', '1.10.0') },
   });
-  const d = await discover({ pluginDir: dir, builtinDirs: [path.join(builtins, 'same'), path.join(builtins, 'older')] });
+  const d = await discover({
+    pluginDir: dir,
+    builtinDirs: [path.join(builtins, 'same'), path.join(builtins, 'asked')],
+    replaceBuiltins: ['asked'],
+  });
   const chosen = Object.fromEntries(d.plugins.map((p) => [p.name, `${p.source}@${p.version}`]));
-  t.same(chosen, { same: 'plugin-dir@1.0.0', older: 'builtin@2.0.0', twin: 'plugin-dir@1.10.0' });
-  const shadowed = d.skipped
-    .filter((s) => s.code === 'SHADOWED')
-    .map((s) => `${s.name}:${s.source}`)
-    .sort();
-  t.same(shadowed, ['older:plugin-dir', 'same:builtin', 'twin:plugin-dir']);
-  t.match(d.skipped.find((s) => s.name === 'older')?.reason, /another plugin named "older" is used instead: .* \(version 2.0.0, builtin\)/);
+  t.same(chosen, { same: 'builtin@1.0.0', asked: 'plugin-dir@1.5.0', twin: 'plugin-dir@1.10.0' }, 'asked, even an older one replaces it');
+  const shadowed = Object.fromEntries(d.skipped.filter((s) => s.code === 'SHADOWED').map((s) => [`${s.name}:${s.source}`, s.reason]));
+  t.same(Object.keys(shadowed).sort(), ['asked:builtin', 'same:plugin-dir', 'twin:plugin-dir']);
+  t.equal(
+    shadowed['same:plugin-dir'],
+    'a built-in plugin is named "same" too, and a plugin-dir plugin replaces a built-in only when asked: set plugins.same.replaceBuiltin to true in the agent config',
+  );
+  t.equal(
+    shadowed['asked:builtin'],
+    `replaced by ${path.join(dir, 'asked')} (version 1.5.0, plugin-dir), as plugins.asked.replaceBuiltin asks`,
+  );
+  t.match(shadowed['twin:plugin-dir'], /another plugin named "twin" is used instead: .*twin-b \(version 1.10.0, plugin-dir\)/);
+});
+
+t.test('a symlinked plugin folder is followed; a broken or looping link is reported, never ignored', async (t) => {
+  const elsewhere = pluginTree({ linked: { pkg: driver('linked') } });
+  const dir = pluginTree({});
+  symlinkSync(path.join(elsewhere, 'linked'), path.join(dir, 'linked'));
+  symlinkSync(path.join(elsewhere, 'gone'), path.join(dir, 'dangling'));
+  symlinkSync(path.join(dir, 'loop'), path.join(dir, 'loop'));
+  writeFileSync(path.join(elsewhere, 'notes.txt'), 'not a plugin');
+  symlinkSync(path.join(elsewhere, 'notes.txt'), path.join(dir, 'notes'));
+  const d = await discover({ pluginDir: dir, builtinDirs: [] });
+  t.match(d.plugins, [{ name: 'linked', dir: path.join(dir, 'linked'), source: 'plugin-dir' }]);
+  t.same(
+    d.skipped.map((s) => [s.name, s.code, s.reason]),
+    [
+      [
+        'dangling',
+        'BROKEN_LINK',
+        `symlink ${path.join(dir, 'dangling')} points to ${path.join(elsewhere, 'gone')}, which does not exist: fix or remove the link`,
+      ],
+      [
+        'loop',
+        'BROKEN_LINK',
+        `symlink ${path.join(dir, 'loop')} points to ${path.join(dir, 'loop')}, which is a loop of links: fix or remove the link`,
+      ],
+    ],
+    'a link to a file is no more a plugin than a file is',
+  );
 });

@@ -142,5 +142,8 @@ t.test('agent config: defaults, and supervision layered agent-wide then per plug
   t.equal(filled.crashLoopRestarts, 9);
   t.equal(filled.livenessTimeoutMs, defaultSupervision.livenessTimeoutMs);
   t.throws(() => parseAgentConfig({ plugins: { x: { supervision: { heapMB: 4 } } } }), /\/plugins\/x\/supervision\/heapMB: must be >= 16/);
-  t.throws(() => parseAgentConfig({ supervision: { livenessInterval: 'often' } }), /\/supervision\/livenessInterval: must match pattern/);
+  t.throws(
+    () => parseAgentConfig({ supervision: { livenessInterval: 'often' } }),
+    /\/supervision\/livenessInterval: must be a duration: a number and a unit/,
+  );
 });

@@ -19,7 +19,7 @@ import { containerEnv, containerName, containerSpec, taskLabels } from '../../..
 import { parseLogFrames, sinceParam } from '../../../drivers/docker/container-logs.js';
 import { cpuPercent, rssBytes, toResourceUsage } from '../../../drivers/docker/container-stats.js';
 import type { DriverState } from '../../../drivers/docker/container-task.js';
-import { DockerConfig, DockerTaskConfig } from '../../../drivers/docker/docker-config.js';
+import { DockerConfig, DockerTaskConfig, dockerDefaultCaps } from '../../../drivers/docker/docker-config.js';
 import type { DockerDriver } from '../../../drivers/docker/docker-driver.js';
 import type { DockerImageService } from '../../../drivers/docker/docker-image-service.js';
 import type { DriverFingerprint, TaskConfig, TaskEvent, TaskResourceUsage } from '../../../shared/driver.js';
@@ -207,6 +207,32 @@ t.test('config schemas: defaults, closed objects, durations', async (t) => {
   );
   t.same(driver.capabilities(), { sendSignals: true, exec: true, fsIsolation: 'image', networkModes: ['none', 'host'], mounts: true });
   t.match(driver.info(), { type: 'driver', name: 'docker', pluginVersion: '0.1.0', apiVersions: ['1.0'] });
+});
+
+t.test('validateTask applies the plugin config’s policy without asking the Engine', async (t) => {
+  const { driver } = newDriver(t, { endpoint: 'unix:///nonexistent/docker.sock' });
+  const refused = (config: Partial<DockerTaskConfig>, overrides: Partial<TaskConfig> = {}) => {
+    try {
+      driver.validateTask(taskConfig(t, config, overrides));
+    } catch (err) {
+      if (err instanceof InvalidConfigError) return err.errors.map((e) => `${e.path}: ${e.message}`);
+      throw err;
+    }
+    return [];
+  };
+  t.same(refused({ image, privileged: true, capAdd: ['NET_ADMIN'], volumes: ['/etc:/x'], labels: { 'com.taskhost.agent': 'x' } }), [
+    '/config/volumes/0: cannot mount "/etc:/x": host paths can only be mounted when the docker plugin config sets volumes.enabled',
+    '/config/privileged: privileged containers are not allowed: the docker plugin config must set allowPrivileged',
+    `/config/capAdd/0: capability NET_ADMIN is not allowed: add it to allowCaps in the docker plugin config (allowed: ${dockerDefaultCaps.join(', ')})`,
+    '/config/labels/com.taskhost.agent: labels under "com.taskhost." are set by taskhost itself',
+  ]);
+  t.same(refused({ image: 'a b' }), ['/config/image: invalid image reference "a b": it contains whitespace']);
+  t.same(refused({ image }, { resources: { memoryMB: 4 } }), [
+    '/resources/memoryMB: the Docker Engine needs a memory limit of at least 6 MB, got 4',
+  ]);
+  t.same(refused({ image, capAdd: ['chown'] }), [], 'within the policy');
+  const { driver: permissive } = newDriver(t, { allowPrivileged: true, volumes: { enabled: true } });
+  t.doesNotThrow(() => permissive.validateTask(taskConfig(t, { image, privileged: true, volumes: ['/etc:/x'] })));
 });
 
 t.test('container spec: policy refusals name their path; env, labels, limits and name', async (t) => {

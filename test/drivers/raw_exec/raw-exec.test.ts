@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -19,6 +19,7 @@ import {
   type TaskResourceUsage,
 } from '../../../shared/driver.js';
 import { CancelledError, InvalidConfigError, TaskExistsError, TaskNotFoundError, TaskRunningError } from '../../../shared/errors.js';
+import { ociArch } from '../../../shared/oci-arch.js';
 import { compileSchema } from '../../../shared/schema.js';
 import { fastSupervision } from '../../helpers/fixture-plugins.js';
 
@@ -94,11 +95,15 @@ t.test('schemas, capabilities and the first fingerprint', async (t) => {
   t.same(validate({ command: 'sleep' }), { ok: true, value: { command: 'sleep', args: [] } });
   t.notOk(validate({ command: '' }).ok);
   t.notOk(validate({ command: 'sleep', argz: [] }).ok, 'unknown keys are refused');
-  t.same(compileSchema(driver.configSchema())({}), { ok: true, value: { fingerprintInterval: '30s' } });
+  t.same(compileSchema(driver.configSchema())({}), { ok: true, value: { fingerprintInterval: '30s', allowCwdOutsideTaskDir: false } });
   t.same(driver.capabilities(), { sendSignals: true, exec: true, fsIsolation: 'none', networkModes: ['host'], mounts: false });
   t.match(driver.info(), { type: 'driver', name: 'raw_exec', apiVersions: ['1.0'] });
 
-  driver.setConfig({ apiVersion: '1.0', config: { fingerprintInterval: '50ms' }, agent: { dataDir: '/d', pluginDataDir: '/d/p' } });
+  driver.setConfig({
+    apiVersion: '1.0',
+    config: { fingerprintInterval: '50ms', allowCwdOutsideTaskDir: false },
+    agent: { dataDir: '/d', pluginDataDir: '/d/p' },
+  });
   const controller = new AbortController();
   const seen = [];
   for await (const fp of driver.fingerprint(controller.signal)) {
@@ -110,6 +115,8 @@ t.test('schemas, capabilities and the first fingerprint', async (t) => {
     health: 'healthy',
     attributes: { 'driver.raw_exec': true, 'driver.raw_exec.version': '0.1.0', 'kernel.name': 'linux' },
   });
+  t.equal(seen[0]!.attributes['cpu.arch'], ociArch(), 'the architecture as images name it (amd64, not x64)');
+  t.notOk(['x64', 'ia32'].includes(String(seen[0]!.attributes['cpu.arch'])));
 });
 
 t.test('start runs the command in the task dir with exactly the task env; wait gives its exit code', async (t) => {
@@ -140,6 +147,68 @@ t.test('output is appended, and cwd is relative to the task dir', async (t) => {
   t.equal(readFileSync(cfg.stdoutPath, 'utf8'), `earlier\n${cfg.taskDir}/local\n`);
 });
 
+t.test('validateTask refuses a user and a cwd outside the task directory, each at its path, touching nothing', async (t) => {
+  const driver = newDriver(t);
+  const cfg = taskConfig(t, { command: 'true', cwd: '../../..' }, { user: 'nobody', taskDir: '/nowhere/at/all' });
+  t.throws(() => driver.validateTask(cfg), {
+    code: 'INVALID_CONFIG',
+    errors: [
+      { path: '/user', message: `raw_exec runs tasks as the agent's own user and cannot run them as "nobody": remove "user"` },
+      {
+        path: '/config/cwd',
+        message:
+          'working directory "../../.." is outside the task directory: name one inside it, or set allowCwdOutsideTaskDir in the raw_exec plugin config',
+      },
+    ],
+  });
+  t.throws(() => driver.validateTask(taskConfig(t, { command: 'true', cwd: '/tmp' })), { errors: [{ path: '/config/cwd' }] }, 'absolute');
+  t.doesNotThrow(() => driver.validateTask(taskConfig(t, { command: 'true', cwd: 'a/../b' })), 'inside, however written');
+  t.doesNotThrow(() => driver.validateTask(taskConfig(t, { command: 'true' })));
+});
+
+t.test('cwd stays inside the task directory, also through a symlink, unless the plugin config allows otherwise', async (t) => {
+  const driver = newDriver(t);
+  const escape = taskConfig(t, { command: 'pwd', cwd: '..' });
+  await t.rejects(driver.startTask(escape), { errors: [{ path: '/config/cwd', message: /"\.\." is outside the task directory/ }] });
+  const linked = taskConfig(t, { command: 'pwd', cwd: 'elsewhere' });
+  symlinkSync(tmpdir(), path.join(linked.taskDir, 'elsewhere'));
+  await t.rejects(driver.startTask(linked), { errors: [{ path: '/config/cwd', message: /"elsewhere" is outside the task directory/ }] });
+  t.throws(() => driver.inspectTask(linked.id), TaskNotFoundError, 'nothing started');
+
+  driver.setConfig({
+    apiVersion: '1.0',
+    config: { fingerprintInterval: '30s', allowCwdOutsideTaskDir: true },
+    agent: { dataDir: '/d', pluginDataDir: '/d/p' },
+  });
+  await start(t, driver, escape);
+  t.same(await driver.waitTask(escape.id, forever), exited(0));
+  t.equal(readFileSync(escape.stdoutPath, 'utf8'), `${path.dirname(escape.taskDir)}\n`, 'allowed, it runs there');
+});
+
+t.test('a task with reserved devices is told, in an event, that they are at their host paths', async (t) => {
+  const driver = newDriver(t);
+  const controller = new AbortController();
+  const events: TaskEvent[] = [];
+  const reading = (async () => {
+    for await (const e of driver.taskEvents(controller.signal)) {
+      events.push(e);
+      if (/exited/.test(e.message)) controller.abort();
+    }
+  })();
+  const cfg = taskConfig(t, sh('exit 0'), {
+    mounts: [{ hostPath: '/srv/devices/a', taskPath: '/devices/a', readOnly: true }],
+    devices: [{ hostPath: '/dev/null', taskPath: '/dev/null', permissions: 'rw' }],
+  });
+  await start(t, driver, cfg);
+  t.same(await driver.waitTask(cfg.id, forever), exited(0));
+  await reading;
+  t.match(events[1], {
+    message:
+      "raw_exec mounts nothing: the task shares the host's file system and finds its devices at their host paths: /srv/devices/a (not at /devices/a), /dev/null",
+    annotations: { hostPaths: '/srv/devices/a,/dev/null' },
+  });
+});
+
 t.test('a task that exits at once is never missed', async (t) => {
   const driver = newDriver(t);
   const base = taskConfig(t, sh('exit 3'));
@@ -164,6 +233,16 @@ t.test('a command that cannot start rejects startTask, naming it, and leaves no 
   await t.rejects(driver.startTask(notExecutable), /command "\.\/run\.sh" is not executable/);
 
   await t.rejects(driver.startTask(taskConfig(t, { command: 'true', cwd: 'nope' })), /working directory .*\/nope does not exist/);
+  await t.rejects(driver.startTask(taskConfig(t, { command: '/' + 'x'.repeat(5000) })), {
+    errors: [{ path: '/config/command', message: "cannot start task: the command's path is too long for the kernel" }],
+  });
+  const e2big = 'cannot start task: its arguments and environment are too large for the kernel (E2BIG): shorten config.args or env';
+  await t.rejects(driver.startTask(taskConfig(t, { command: 'true', args: ['x'.repeat(200_000)] })), {
+    errors: [{ path: '/config/args', message: e2big }],
+  });
+  await t.rejects(driver.startTask(taskConfig(t, { command: 'true' }, { env: { BIG: 'x'.repeat(200_000) } })), {
+    errors: [{ path: '/env', message: e2big }],
+  });
   await t.rejects(driver.startTask(taskConfig(t, { command: 'true' }, { user: 'nobody' })), /cannot run them as "nobody"/);
 
   await start(t, driver, { ...missing, config: { command: 'true' } });
