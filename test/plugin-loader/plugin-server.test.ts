@@ -79,6 +79,11 @@ t.test('the host verifies what a plugin says about itself', async (t) => {
     ],
     ['modules/wrong-name.js', 'wrong-name', /info\(\) says driver "someone-else" but package.json says driver "wrong-name"/],
     ['modules/bad-schema.js', 'bad-schema', /configSchema\(\) must return a JSON Schema object or null, got string/],
+    [
+      'modules/wrong-api-versions.js',
+      'wrong-api-versions',
+      /^info\(\) says apiVersions \["1\.0","2\.0"\] but package\.json says \["1\.0"\]: list the same API versions in both/,
+    ],
   ];
   for (const [file, name, message] of cases) {
     const { result } = await loaded(file, name);
