@@ -243,7 +243,12 @@ export function needsConfig(
   entry: PluginEntry | undefined,
   schema: JsonSchema | null,
 ): boolean {
-  return candidate.source === 'builtin' && entry === undefined && schema !== null && !compileSchema(schema)({}).ok;
+  if (candidate.source !== 'builtin' || entry !== undefined || schema === null) return false;
+  try {
+    return !compileSchema(schema)({}).ok;
+  } catch {
+    return false; // a schema that does not compile is the plugin's failure to report, not a want of config
+  }
 }
 
 function unknownPluginNames(config: AgentConfig, discovery: Discovery): SchemaIssue[] {

@@ -54,7 +54,7 @@ export interface PluginInstanceEvents {
 }
 
 /** Errors that no restart can fix: fail at once instead of retrying. */
-const permanent = new Set(['PLUGIN_LOAD_FAILED', 'INVALID_CONFIG', 'INVALID_MANIFEST', 'API_VERSION_MISMATCH']);
+const permanent = new Set(['PLUGIN_LOAD_FAILED', 'INVALID_CONFIG', 'INVALID_SCHEMA', 'INVALID_MANIFEST', 'API_VERSION_MISMATCH']);
 
 export class PluginInstance extends EventEmitter<PluginInstanceEvents> {
   readonly name: string;
@@ -384,7 +384,7 @@ export function validatePluginConfig(name: string, schema: JsonSchema | null, co
     const issue = { path: '', message: `plugin "${name}" takes no config: remove its "config" key` };
     throw new InvalidConfigError(issue.message, { details: { errors: [issue] } });
   }
-  return parseWith(compileSchema(schema), config ?? {}, `config of plugin "${name}"`);
+  return parseWith(compileSchema(schema, `configSchema() of plugin "${name}"`), config ?? {}, `config of plugin "${name}"`);
 }
 
 /** Exponential backoff with equal jitter: half fixed, half random, capped. */

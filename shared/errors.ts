@@ -100,6 +100,18 @@ export class InvalidConfigError extends TaskhostError {
     return (this.details?.errors as SchemaIssue[] | undefined) ?? [];
   }
 }
+/**
+ * A JSON Schema that cannot be compiled (an unknown keyword, a keyword with the wrong kind of
+ * value). `details.errors` lists each problem with its JSON path inside the schema.
+ */
+export class InvalidSchemaError extends TaskhostError {
+  static override readonly code = 'INVALID_SCHEMA';
+
+  /** Each problem with the JSON path (a JSON Pointer into the schema) it is about. */
+  get errors(): SchemaIssue[] {
+    return (this.details?.errors as SchemaIssue[] | undefined) ?? [];
+  }
+}
 /** The plugin does not implement the method it was asked for. */
 export class NotImplementedError extends TaskhostError {
   static override readonly code = 'NOT_IMPLEMENTED';
@@ -155,6 +167,7 @@ const classes: (typeof TaskhostError)[] = [
   InvalidManifestError,
   ApiVersionMismatchError,
   InvalidConfigError,
+  InvalidSchemaError,
   NotImplementedError,
   CancelledError,
   TimeoutError,

@@ -5,7 +5,8 @@
 import { Type, type TUnsafe } from '@sinclair/typebox';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import { InvalidConfigError, type SchemaIssue } from './errors.js';
+import { InvalidConfigError, InvalidSchemaError, type SchemaIssue } from './errors.js';
+import { unknownKeywords } from './unknown-keywords.js';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -31,9 +32,11 @@ const compiledByText = new Map<string, Validator<unknown>>();
 
 /**
  * Compiles a schema once. Objects that declare `properties` but say nothing about
- * `additionalProperties` are closed, so an unknown key is always an error.
+ * `additionalProperties` are closed, so an unknown key is always an error. A schema that does
+ * not compile throws InvalidSchemaError naming each problem's path inside the schema, after
+ * `source` (what the schema is, e.g. `taskConfigSchema()`).
  */
-export function compileSchema<T = unknown>(schema: object): Validator<T> {
+export function compileSchema<T = unknown>(schema: object, source = 'JSON Schema'): Validator<T> {
   const cached = compiled.get(schema);
   if (cached) return cached as Validator<T>;
   // Schemas that arrive from plugins are fresh objects each time: reuse by content too.
@@ -45,7 +48,12 @@ export function compileSchema<T = unknown>(schema: object): Validator<T> {
   }
   const closed = closeObjects(schema) as JsonSchema;
   delete closed.$id; // ajv refuses a second schema with the same $id
-  const fn: ValidateFunction = ajv.compile(closed);
+  let fn: ValidateFunction;
+  try {
+    fn = ajv.compile(closed);
+  } catch (err) {
+    throw schemaError(schema, closed, source, err);
+  }
   const inPlace = (data: unknown): ValidationResult<T> =>
     fn(data) ? { ok: true, value: data as T } : { ok: false, issues: toIssues(fn.errors ?? []) };
   const validator = ((data: unknown) => inPlace(data === undefined ? undefined : structuredClone(data))) as Validator<T>;
@@ -77,6 +85,31 @@ export function StringEnum<const T extends readonly string[]>(
 /** `/a/b: message` lines, one per issue, `(root)` for the document itself. */
 export function formatIssues(issues: SchemaIssue[]): string[] {
   return issues.map((i) => `${i.path === '' ? '(root)' : i.path}: ${i.message}`);
+}
+
+/** Why ajv refused a schema, as issues with their paths inside it. */
+function schemaError(schema: object, closed: JsonSchema, source: string, err: unknown): InvalidSchemaError {
+  const reason = err instanceof Error ? err.message : String(err);
+  let issues = unknownKeywords(schema, knownKeywords(), (word) => closest(word, [...knownKeywords()]));
+  if (issues.length === 0 && !ajv.validateSchema(closed)) {
+    const first = new Map<string, SchemaIssue>();
+    for (const issue of toIssues(ajv.errors ?? [])) if (!first.has(issue.path)) first.set(issue.path, issue);
+    issues = [...first.values()];
+  }
+  if (issues.length === 0) {
+    // ajv names a place as `at "#/properties/a"` (strictTypes, unresolvable $ref and the like).
+    const at = /at (?:path )?"#([^"]*)"/.exec(reason);
+    issues = [{ path: at?.[1] ?? '', message: reason }];
+  }
+  const text = issues.map((i) => `${source} ${i.path === '' ? '(root)' : i.path}: ${i.message}`).join('; ');
+  return new InvalidSchemaError(text, { details: { errors: issues }, cause: err });
+}
+
+let known: Set<string> | undefined;
+/** The keywords this validator knows: draft-07's, ajv's (nullable, ...) and ajv-formats'. */
+function knownKeywords(): Set<string> {
+  known ??= new Set(Object.keys((ajv as unknown as { RULES: { keywords: Record<string, unknown> } }).RULES.keywords));
+  return known;
 }
 
 function closeObjects(schema: unknown, insideAllOf = false): unknown {
