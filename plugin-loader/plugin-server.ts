@@ -2,7 +2,8 @@
  * The worker side of the protocol: loads one plugin and serves calls and streams for it.
  * Kept free of worker_threads globals so tests can drive it in-process over a MessageChannel,
  * and free of heavy imports (ajv, TypeBox) so a worker starts fast: the host checks what
- * `load` returns (see verify-plugin.ts).
+ * `load` returns (see verify-plugin.ts). Every reply is checked before piscina posts it: one
+ * that cannot cross (see wire-problem.ts) fails its own call, never the worker.
  */
 import type { MessagePort } from 'node:worker_threads';
 import { NotImplementedError, PluginError, PluginLoadError, PluginShutdownError, toErrorData } from '../shared/errors.js';
@@ -19,6 +20,7 @@ import type {
   StreamRequest,
   WorkerMessage,
 } from './protocol.js';
+import { wireError } from './wire-problem.js';
 
 type Plugin = BasePlugin & Record<string, unknown>;
 
@@ -78,7 +80,15 @@ export class PluginServer {
     }
   }
 
-  async call({ id, method, args }: CallRequest): Promise<Envelope<unknown>> {
+  /** Runs a plugin method; a reply that cannot cross to the host is refused here, naming its bad value. */
+  async call(request: CallRequest): Promise<Envelope<unknown>> {
+    const envelope = await this.#invoke(request);
+    if (!envelope.ok) return envelope;
+    const refused = wireError(request.method, 'returned a value', envelope.value);
+    return refused ? { ok: false, error: toErrorData(refused) } : envelope;
+  }
+
+  async #invoke({ id, method, args }: CallRequest): Promise<Envelope<unknown>> {
     const controller = new AbortController();
     this.#calls.set(id, controller);
     try {
@@ -114,6 +124,8 @@ export class PluginServer {
         while (credit <= 0 && !controller.signal.aborted) await new Promise<void>((r) => (wake = r));
         if (controller.signal.aborted) break;
         credit--;
+        const refused = wireError(method, 'yielded an item', value);
+        if (refused) throw refused;
         post(json ? { type: 'item', json: toJson(method, value) } : { type: 'item', value });
       }
       if (!controller.signal.aborted) post({ type: 'end' });

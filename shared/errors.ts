@@ -101,6 +101,16 @@ export class InvalidConfigError extends TaskhostError {
   }
 }
 /**
+ * A plugin broke its side of the contract in what it returned: a reply that cannot cross the
+ * thread boundary (a function, a ChildProcess, a BigInt, a cycle, a class instance), or a task
+ * handle whose `driverState` does not survive JSON. The message names the JSON path of the
+ * offending value and what to send instead; `details.method` and `details.path` say the same
+ * as data. Only that call fails: the plugin keeps running.
+ */
+export class PluginContractError extends TaskhostError {
+  static override readonly code = 'PLUGIN_CONTRACT';
+}
+/**
  * A JSON Schema that cannot be compiled (an unknown keyword, a keyword with the wrong kind of
  * value). `details.errors` lists each problem with its JSON path inside the schema.
  */
@@ -167,6 +177,7 @@ const classes: (typeof TaskhostError)[] = [
   InvalidManifestError,
   ApiVersionMismatchError,
   InvalidConfigError,
+  PluginContractError,
   InvalidSchemaError,
   NotImplementedError,
   CancelledError,

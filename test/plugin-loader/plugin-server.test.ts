@@ -151,7 +151,7 @@ t.test('a stream sends items, then end', async (t) => {
   t.same(await done, [{ type: 'item', value: 0 }, { type: 'item', value: 1 }, { type: 'item', value: 2 }, { type: 'end' }]);
 });
 
-t.test('a JSON stream sends each item as JSON text, and fails on an item JSON cannot carry', async (t) => {
+t.test('a JSON stream sends each item as JSON text, and fails on an item that cannot cross', async (t) => {
   const { server } = await loaded('plugins/good/index.js', 'good');
   const run = async (list: unknown[]) => {
     const { port1, port2 } = new MessageChannel();
@@ -159,15 +159,19 @@ t.test('a JSON stream sends each item as JSON text, and fails on an item JSON ca
     await server.stream({ id: 1, method: 'items', args: [list], port: port2, credit: 10, json: true });
     return done;
   };
-  t.same(await run([{ a: 1, gone: undefined }, new Date(0), undefined]), [
+  t.same(await run([{ a: 1, gone: undefined }, undefined]), [
     { type: 'item', json: '{"a":1}' },
-    { type: 'item', json: '"1970-01-01T00:00:00.000Z"' },
     { type: 'item', json: 'null' },
     { type: 'end' },
   ]);
   const [first, last] = await run([{ ok: true }, { n: 1n }]);
   t.same(first, { type: 'item', json: '{"ok":true}' }, 'what came before the bad item was sent');
-  t.match(last, { type: 'error', error: { code: 'PLUGIN_ERROR', message: /^items\(\) yielded an item that is not JSON: .*BigInt/ } });
+  t.match(last, {
+    type: 'error',
+    error: { code: 'PLUGIN_CONTRACT', message: /^items\(\) yielded an item that cannot cross to the host: \/n is a BigInt/ },
+  });
+  const [date] = await run([{ at: new Date(0) }]);
+  t.match(date, { type: 'error', error: { message: /\/at is a Date: send date\.toISOString\(\)/ } });
 });
 
 t.test('a stream never runs ahead of its credit', async (t) => {
@@ -227,4 +231,35 @@ t.test('stream errors arrive as data; non-iterables and sync iterables are handl
     ['item', 'item', 'item', 'end'],
   );
   t.match((await run('missing'))[0], { type: 'error', error: { code: 'NOT_IMPLEMENTED' } });
+});
+
+t.test('a reply that cannot cross is an error for that call alone, naming the path of the bad value', async (t) => {
+  const { server } = await loaded('modules/misbehaves.js', 'misbehaves');
+  const cases: [string, RegExp][] = [
+    ['function', /is a function \(function\): send data, not code/],
+    ['bigint', /is a BigInt \(18446744073709551616n\): send a number/],
+    ['symbol', /is a symbol \(Symbol\(s\)\): send a string/],
+    ['map', /is a Map: send a plain object \(Object\.fromEntries\(map\)\)/],
+    ['set', /is a Set: send an array/],
+    ['date', /is a Date: send date\.toISOString\(\)/],
+    ['point', /is a Point \(a class instance\): send a plain object/],
+    ['buffer', /is a Buffer: send a string/],
+    ['error', /is an Error \(boom\): throw it, or send its message/],
+    ['child', /is a ChildProcess: send what the host needs to find it again \(its pid\)/],
+  ];
+  for (const [kind, what] of cases) {
+    const result = await server.call({ id: 1, method: 'reply', args: [kind] });
+    t.match(result, { ok: false, error: { code: 'PLUGIN_CONTRACT', details: { method: 'reply', path: '/deep/list/1' } } }, kind);
+    if (!result.ok) {
+      t.match(result.error.message, /^reply\(\) returned a value that cannot cross to the host: \/deep\/list\/1 is /, kind);
+      t.match(result.error.message, what, kind);
+    }
+  }
+  const cycle = await server.call({ id: 2, method: 'reply', args: ['cycle'] });
+  t.match(cycle, { ok: false, error: { details: { path: '/deep/list/1/self' }, message: /is a cycle \(it contains itself\)/ } });
+  const fine = await server.call({ id: 3, method: 'fine', args: [] });
+  t.ok(fine.ok, 'shared objects, null-prototype objects, holes and NaN cross');
+  t.same(await server.call({ id: 4, method: 'deep', args: [150] }).then((r) => r.ok), true);
+  t.match(await server.call({ id: 5, method: 'deep', args: [250] }), { ok: false, error: { message: /is nested deeper than 200 levels/ } });
+  t.same(await server.call({ id: 6, method: 'reply', args: ['none'] }), { ok: true, value: { ok: true, deep: { list: [0, undefined] } } });
 });
