@@ -18,6 +18,7 @@ import { closest, compileSchema, type JsonSchema } from '../shared/schema.js';
 import { fillSupervision, type AgentConfig, type PluginEntry } from './agent-config.js';
 import { discover, type Discovery, type PluginCandidate, type PluginSource } from './discovery.js';
 import { PluginInstance, type PluginState } from './plugin-instance.js';
+import type { WorkerProbe } from './plugin-worker.js';
 
 export interface PluginLoaderOptions {
   /** A validated agent config (see parseAgentConfig / loadAgentConfig). */
@@ -32,6 +33,8 @@ export interface PluginLoaderOptions {
    */
   only?: { names?: readonly string[]; types?: readonly PluginType[] };
   logger?: Logger;
+  /** What the conformance suite asks of every plugin's worker (see WorkerProbe). */
+  probe?: WorkerProbe;
 }
 
 export interface LoaderEvents {
@@ -63,6 +66,7 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
   readonly #builtinDirs: readonly string[] | undefined;
   readonly #extraDirs: readonly string[] | undefined;
   readonly #only: PluginLoaderOptions['only'];
+  readonly #probe: WorkerProbe | undefined;
   readonly #log: Logger;
   readonly #instances = new Map<string, PluginInstance>();
   readonly #candidates = new Map<string, PluginCandidate>();
@@ -79,6 +83,7 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
     this.#builtinDirs = options.builtinDirs;
     this.#extraDirs = options.extraDirs;
     this.#only = options.only;
+    this.#probe = options.probe;
     this.#log = options.logger ?? pino({ level: options.config.logLevel ?? 'warn' }, pino.destination(2));
   }
 
@@ -189,6 +194,7 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
       config: entry?.config,
       dataDir: this.config.dataDir,
       supervision: fillSupervision(this.config.supervision, entry?.supervision),
+      ...(this.#probe ? { probe: this.#probe } : {}),
     });
     const name = candidate.name;
     const log = this.#log.child({ plugin: name });
@@ -219,6 +225,12 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
       this.#emit('failed', name, error);
     });
     instance.on('output', (stream, line) => log.info({ stream }, line));
+    instance.on('unsettled', (method, kind, cancelledMs) => {
+      log.warn(
+        { method, kind, cancelledMs },
+        `${method}() was cancelled ${(cancelledMs / 1000).toFixed(1)}s ago and the plugin has not settled it: it ignores its AbortSignal (pass the signal on, or listen for its 'abort' event); reported once per method`,
+      );
+    });
     this.#instances.set(name, instance);
     return instance;
   }

@@ -18,24 +18,35 @@ import type {
   StreamControl,
   StreamMessage,
   StreamRequest,
+  WorkerDiagnostics,
   WorkerMessage,
 } from './protocol.js';
+import { CallRegistry } from './call-registry.js';
 import { wireError } from './wire-problem.js';
+import { WorkerResources } from './worker-resources.js';
 
 type Plugin = BasePlugin & Record<string, unknown>;
 
 export class PluginServer {
   #plugin: Plugin | undefined;
   #control: MessagePort | undefined;
-  readonly #calls = new Map<number, AbortController>();
+  readonly #calls = new CallRegistry();
+  readonly #resources = new WorkerResources();
+  #beforeImport: Record<string, number> = {};
 
-  /** Long-lived control channel: pings, cancellations, and plugin output back to the host. */
-  session({ port }: SessionRequest): Promise<void> {
+  /**
+   * Long-lived control channel: pings, cancellations, diagnostics, and plugin output back to
+   * the host. It opens before the plugin is imported, so it takes the resource baseline.
+   */
+  session({ port, trackTimers }: SessionRequest): Promise<void> {
     this.#control = port;
+    if (trackTimers) this.#resources.trackTimers();
+    this.#beforeImport = this.#resources.count();
     return new Promise((resolve) => {
       port.on('message', (msg: ControlMessage) => {
         if (msg.type === 'ping') this.#send({ type: 'pong', seq: msg.seq });
-        else if (msg.type === 'cancel') this.#calls.get(msg.id)?.abort(new Error('cancelled by the host'));
+        else if (msg.type === 'cancel') this.#calls.cancel(msg.id);
+        else if (msg.type === 'diagnose') this.#send({ type: 'diagnostics', seq: msg.seq, report: this.diagnostics() });
         else if (msg.type === 'close') {
           port.close();
           resolve();
@@ -49,6 +60,16 @@ export class PluginServer {
     if (!this.#control) return false;
     this.#send({ type: 'output', stream, text });
     return true;
+  }
+
+  /** What only the worker can see: unsettled calls and streams, and the thread's active resources. */
+  diagnostics(): WorkerDiagnostics {
+    return {
+      inFlight: this.#calls.inFlight(),
+      resources: this.#resources.count(),
+      resourcesBeforeImport: this.#beforeImport,
+      timersTracked: this.#resources.timersTracked,
+    };
   }
 
   async load({ entry }: LoadRequest): Promise<Envelope<LoadResult>> {
@@ -82,6 +103,8 @@ export class PluginServer {
 
   /** Runs a plugin method; a reply that cannot cross to the host is refused here, naming its bad value. */
   async call(request: CallRequest): Promise<Envelope<unknown>> {
+    const early = this.#calls.cancelledBeforeStart(request.id, request.method);
+    if (early) return { ok: false, error: toErrorData(early) };
     const envelope = await this.#invoke(request);
     if (!envelope.ok) return envelope;
     const refused = wireError(request.method, 'returned a value', envelope.value);
@@ -89,8 +112,7 @@ export class PluginServer {
   }
 
   async #invoke({ id, method, args }: CallRequest): Promise<Envelope<unknown>> {
-    const controller = new AbortController();
-    this.#calls.set(id, controller);
+    const controller = this.#calls.begin(id, 'call', method);
     try {
       const value = await this.#method(method).apply(this.#plugin, [...args, controller.signal]);
       return { ok: true, value };
@@ -102,13 +124,13 @@ export class PluginServer {
   }
 
   /** Pumps a plugin's AsyncIterable to the port, never more items than the host has credited. */
-  async stream({ method, args, port, credit: initial, json }: StreamRequest): Promise<void> {
-    const controller = new AbortController();
+  async stream({ id, method, args, port, credit: initial, json }: StreamRequest): Promise<void> {
+    const controller = this.#calls.begin(id, 'stream', method);
     let credit = initial;
     let wake: (() => void) | undefined;
     port.on('message', (msg: StreamControl) => {
       if (msg.type === 'credit') credit += msg.n;
-      else controller.abort(new Error('cancelled by the host'));
+      else this.#calls.cancel(id);
       wake?.();
     });
     const post = (msg: StreamMessage) => port.postMessage(msg);
@@ -133,6 +155,7 @@ export class PluginServer {
       if (!controller.signal.aborted) post({ type: 'error', error: toErrorData(err) });
     } finally {
       port.close();
+      this.#calls.delete(id);
     }
   }
 

@@ -22,6 +22,12 @@ export type Envelope<T> = { ok: true; value: T } | { ok: false; error: ErrorData
 /** The `session` task: opened first, settles when the host sends `close`. */
 export interface SessionRequest {
   port: MessagePort;
+  /**
+   * Count the worker's timers, unref'd ones too, from before the plugin is imported on
+   * (async_hooks: it slows promises, so only for the conformance suite). Without it,
+   * diagnostics see only the timers that keep the thread alive.
+   */
+  trackTimers?: boolean;
 }
 
 /** The `load` call: import the plugin module and describe it. */
@@ -53,10 +59,35 @@ export interface StreamRequest extends CallRequest {
 }
 
 /** Host to worker, on the session port. */
-export type ControlMessage = { type: 'ping'; seq: number } | { type: 'cancel'; id: number } | { type: 'close' };
+export type ControlMessage =
+  { type: 'ping'; seq: number } | { type: 'cancel'; id: number } | { type: 'diagnose'; seq: number } | { type: 'close' };
 
 /** Worker to host, on the session port. */
-export type WorkerMessage = { type: 'pong'; seq: number } | { type: 'output'; stream: 'stdout' | 'stderr'; text: string };
+export type WorkerMessage =
+  | { type: 'pong'; seq: number }
+  | { type: 'output'; stream: 'stdout' | 'stderr'; text: string }
+  | { type: 'diagnostics'; seq: number; report: WorkerDiagnostics };
+
+/** A call or stream the plugin has not settled yet. */
+export interface InFlight {
+  id: number;
+  kind: 'call' | 'stream';
+  method: string;
+  /** How long ago the host cancelled it, when it did: a plugin that honours its signal settles at once. */
+  cancelledMs?: number;
+}
+
+/** What only the worker can see: the answer to a `diagnose` message. */
+export interface WorkerDiagnostics {
+  /** Calls and streams in the plugin's hands, oldest first. */
+  inFlight: InFlight[];
+  /** The thread's active resources (process.getActiveResourcesInfo()) counted by kind. */
+  resources: Record<string, number>;
+  /** The same, taken just before the plugin module was imported. */
+  resourcesBeforeImport: Record<string, number>;
+  /** Whether `Timeout` counts unref'd timers too (LoadRequest.trackTimers). */
+  timersTracked: boolean;
+}
 
 /** Host to worker, on a stream's port. */
 export type StreamControl = { type: 'credit'; n: number } | { type: 'cancel' };

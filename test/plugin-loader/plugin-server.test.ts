@@ -263,3 +263,43 @@ t.test('a reply that cannot cross is an error for that call alone, naming the pa
   t.match(await server.call({ id: 5, method: 'deep', args: [250] }), { ok: false, error: { message: /is nested deeper than 200 levels/ } });
   t.same(await server.call({ id: 6, method: 'reply', args: ['none'] }), { ok: true, value: { ok: true, deep: { list: [0, undefined] } } });
 });
+
+t.test('diagnostics list what the plugin has not settled, and a cancel that overtakes its call still aborts it', async (t) => {
+  const { server } = await loaded('modules/misbehaves.js', 'misbehaves');
+  const { port1, port2 } = new MessageChannel();
+  const session = server.session({ port: port2 });
+  const ignored = server.call({ id: 10, method: 'ignoresAbort', args: [] });
+  const { port1: streamHost, port2: streamWorker } = new MessageChannel();
+  streamHost.on('message', () => undefined);
+  void server.stream({ id: 11, method: 'ignoresAbortStream', args: [], port: streamWorker, credit: 10 });
+  port1.postMessage({ type: 'cancel', id: 10 });
+  streamHost.postMessage({ type: 'cancel' });
+  // The cancel of call 12 arrives before the call itself.
+  port1.postMessage({ type: 'cancel', id: 12 });
+  await sleep(50);
+  const honoured = await server.call({ id: 12, method: 'honoursAbort', args: [] });
+  t.match(
+    honoured,
+    { ok: false, error: { code: 'CANCELLED', message: 'honoursAbort() was cancelled before it started' } },
+    'a call whose cancel came first never reaches the plugin',
+  );
+  const report = server.diagnostics();
+  t.match(report.inFlight, [
+    { id: 10, kind: 'call', method: 'ignoresAbort', cancelledMs: Number },
+    { id: 11, kind: 'stream', method: 'ignoresAbortStream', cancelledMs: Number },
+  ]);
+  t.equal(report.inFlight.length, 2, 'what settled is gone');
+  // A cancel for a call that already settled is forgotten, not kept for later.
+  port1.postMessage({ type: 'cancel', id: 3 });
+  await sleep(20);
+  t.same((await server.call({ id: 3, method: 'fine', args: [] })).ok, true);
+  // The same, asked over the session port.
+  const answer = new Promise<WorkerMessage>((resolve) => port1.once('message', resolve));
+  port1.postMessage({ type: 'diagnose', seq: 99 });
+  t.match(await answer, { type: 'diagnostics', seq: 99, report: { inFlight: [{ id: 10 }, { id: 11 }], timersTracked: false } });
+  port1.postMessage({ type: 'close' });
+  await session;
+  port1.close();
+  streamHost.close();
+  void ignored;
+});
