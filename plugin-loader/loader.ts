@@ -18,7 +18,7 @@ import { closest, compileSchema, type JsonSchema } from '../shared/schema.js';
 import { fillSupervision, type AgentConfig, type PluginEntry } from './agent-config.js';
 import { discover, type Discovery, type PluginCandidate, type PluginSource } from './discovery.js';
 import { PluginInstance, type PluginState } from './plugin-instance.js';
-import type { WorkerProbe } from './plugin-worker.js';
+import type { WorkerProbe } from './protocol.js';
 
 export interface PluginLoaderOptions {
   /** A validated agent config (see parseAgentConfig / loadAgentConfig). */

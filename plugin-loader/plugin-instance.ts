@@ -22,8 +22,8 @@ import {
 import type { PluginInfo, PluginManifest } from '../shared/plugin.js';
 import { compileSchema, parseWith, type JsonSchema } from '../shared/schema.js';
 import type { FilledSupervision } from './agent-config.js';
-import { PluginWorker, type CallOptions, type StreamOptions, type WorkerProbe } from './plugin-worker.js';
-import type { WorkerDiagnostics } from './protocol.js';
+import { PluginWorker, type CallOptions, type StreamOptions } from './plugin-worker.js';
+import type { WorkerDiagnostics, WorkerProbe } from './protocol.js';
 
 export type PluginState = 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
 

@@ -62,16 +62,6 @@ export class PluginServer {
     return true;
   }
 
-  /** What only the worker can see: unsettled calls and streams, and the thread's active resources. */
-  diagnostics(): WorkerDiagnostics {
-    return {
-      inFlight: this.#calls.inFlight(),
-      resources: this.#resources.count(),
-      resourcesBeforeImport: this.#beforeImport,
-      timersTracked: this.#resources.timersTracked,
-    };
-  }
-
   async load({ entry }: LoadRequest): Promise<Envelope<LoadResult>> {
     try {
       let mod: { default?: unknown };
@@ -157,6 +147,16 @@ export class PluginServer {
       port.close();
       this.#calls.delete(id);
     }
+  }
+
+  /** What only the worker can see: unsettled calls and streams, and the thread's active resources. */
+  diagnostics(): WorkerDiagnostics {
+    return {
+      inFlight: this.#calls.inFlight(),
+      resources: this.#resources.count(),
+      resourcesBeforeImport: this.#beforeImport,
+      timersTracked: this.#resources.timersTracked,
+    };
   }
 
   #method(name: string): (...args: unknown[]) => unknown {

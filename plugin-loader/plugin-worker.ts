@@ -21,6 +21,7 @@ import type {
   WorkerBoot,
   WorkerDiagnostics,
   WorkerMessage,
+  WorkerProbe,
 } from './protocol.js';
 import { verifyPlugin } from './verify-plugin.js';
 
@@ -38,14 +39,6 @@ export interface PluginWorkerOptions {
   probe?: WorkerProbe | undefined;
   /** After how long a cancelled call that has not settled is reported (`unsettled`); default 5 s. */
   unsettledAfterMs?: number | undefined;
-}
-
-/** What the conformance suite asks of a plugin's worker, beyond hosting it. */
-export interface WorkerProbe {
-  /** Extra environment for the worker thread, and so for every process the plugin spawns. */
-  env?: Record<string, string>;
-  /** Count unref'd timers too, from before the plugin is imported (see LoadRequest.trackTimers). */
-  trackTimers?: boolean;
 }
 
 export interface PluginWorkerEvents {

@@ -19,6 +19,14 @@ export interface WorkerBoot {
 
 export type Envelope<T> = { ok: true; value: T } | { ok: false; error: ErrorData };
 
+/** What the conformance suite asks of a plugin's worker, beyond hosting it. */
+export interface WorkerProbe {
+  /** Extra environment for the worker thread, and so for every process the plugin spawns. */
+  env?: Record<string, string>;
+  /** Count unref'd timers too, from before the plugin is imported (see SessionRequest.trackTimers). */
+  trackTimers?: boolean;
+}
+
 /** The `session` task: opened first, settles when the host sends `close`. */
 export interface SessionRequest {
   port: MessagePort;

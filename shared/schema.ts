@@ -5,8 +5,8 @@
 import { Type, type TUnsafe } from '@sinclair/typebox';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import { InvalidConfigError, InvalidSchemaError, type SchemaIssue } from './errors.js';
-import { unknownKeywords } from './unknown-keywords.js';
+import { InvalidConfigError, type SchemaIssue } from './errors.js';
+import { schemaCompileError } from './schema-compile-error.js';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -52,7 +52,14 @@ export function compileSchema<T = unknown>(schema: object, source = 'JSON Schema
   try {
     fn = ajv.compile(closed);
   } catch (err) {
-    throw schemaError(schema, closed, source, err);
+    throw schemaCompileError({
+      schema,
+      source,
+      reason: err,
+      known: knownKeywords(),
+      suggest: (word) => closest(word, [...knownKeywords()]),
+      metaIssues: () => (ajv.validateSchema(closed) ? [] : firstPerPath(toIssues(ajv.errors ?? []))),
+    });
   }
   const inPlace = (data: unknown): ValidationResult<T> =>
     fn(data) ? { ok: true, value: data as T } : { ok: false, issues: toIssues(fn.errors ?? []) };
@@ -87,29 +94,18 @@ export function formatIssues(issues: SchemaIssue[]): string[] {
   return issues.map((i) => `${i.path === '' ? '(root)' : i.path}: ${i.message}`);
 }
 
-/** Why ajv refused a schema, as issues with their paths inside it. */
-function schemaError(schema: object, closed: JsonSchema, source: string, err: unknown): InvalidSchemaError {
-  const reason = err instanceof Error ? err.message : String(err);
-  let issues = unknownKeywords(schema, knownKeywords(), (word) => closest(word, [...knownKeywords()]));
-  if (issues.length === 0 && !ajv.validateSchema(closed)) {
-    const first = new Map<string, SchemaIssue>();
-    for (const issue of toIssues(ajv.errors ?? [])) if (!first.has(issue.path)) first.set(issue.path, issue);
-    issues = [...first.values()];
-  }
-  if (issues.length === 0) {
-    // ajv names a place as `at "#/properties/a"` (strictTypes, unresolvable $ref and the like).
-    const at = /at (?:path )?"#([^"]*)"/.exec(reason);
-    issues = [{ path: at?.[1] ?? '', message: reason }];
-  }
-  const text = issues.map((i) => `${source} ${i.path === '' ? '(root)' : i.path}: ${i.message}`).join('; ');
-  return new InvalidSchemaError(text, { details: { errors: issues }, cause: err });
-}
-
 let known: Set<string> | undefined;
 /** The keywords this validator knows: draft-07's, ajv's (nullable, ...) and ajv-formats'. */
 function knownKeywords(): Set<string> {
   known ??= new Set(Object.keys((ajv as unknown as { RULES: { keywords: Record<string, unknown> } }).RULES.keywords));
   return known;
+}
+
+/** One issue per path: the meta-schema reports a wrong `type` three ways. */
+function firstPerPath(issues: SchemaIssue[]): SchemaIssue[] {
+  const first = new Map<string, SchemaIssue>();
+  for (const issue of issues) if (!first.has(issue.path)) first.set(issue.path, issue);
+  return [...first.values()];
 }
 
 function closeObjects(schema: unknown, insideAllOf = false): unknown {

@@ -1,9 +1,36 @@
 /**
- * Where a JSON Schema uses a keyword the validator does not know (`minimun` for `minimum`), as
- * JSON paths into the schema. ajv's strict mode only says "unknown keyword" and stops at the
- * first; an author needs to know where, and what was meant.
+ * Why a JSON Schema did not compile, with each problem's JSON path inside the schema. ajv's
+ * strict mode says only "unknown keyword" and stops at the first; an author needs to know where
+ * (`/properties/seconds/minimun`), and what was meant (`minimum`).
  */
-import type { SchemaIssue } from './errors.js';
+import { InvalidSchemaError, type SchemaIssue } from './errors.js';
+
+export interface SchemaCompileFailure {
+  schema: object;
+  /** What the schema is, to start each message with (`taskConfigSchema()`). */
+  source: string;
+  /** What the validator threw. */
+  reason: unknown;
+  /** The keywords the validator knows, and the closest of them to a word. */
+  known: ReadonlySet<string>;
+  suggest: (word: string) => string | undefined;
+  /** The validator's meta-schema issues (a known keyword with a wrong value), with paths into the schema. */
+  metaIssues: () => SchemaIssue[];
+}
+
+/** An InvalidSchemaError that names each problem's path: unknown keywords first, then meta-schema issues, then ajv's message. */
+export function schemaCompileError({ schema, source, reason, known, suggest, metaIssues }: SchemaCompileFailure): InvalidSchemaError {
+  const message = reason instanceof Error ? reason.message : String(reason);
+  let issues = unknownKeywords(schema, known, suggest);
+  if (issues.length === 0) issues = metaIssues();
+  if (issues.length === 0) {
+    // ajv names a place as `at "#/properties/a"` (strictTypes, an unresolvable $ref and the like).
+    const at = /at (?:path )?"#([^"]*)"/.exec(message);
+    issues = [{ path: at?.[1] ?? '', message }];
+  }
+  const text = issues.map((i) => `${source} ${i.path === '' ? '(root)' : i.path}: ${i.message}`).join('; ');
+  return new InvalidSchemaError(text, { details: { errors: issues }, cause: reason });
+}
 
 /** Keywords whose value is one subschema, or (items, additionalItems) a list of them. */
 const subschema = new Set([
