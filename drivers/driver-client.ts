@@ -40,37 +40,8 @@ export class DriverClient {
   fingerprint(signal?: AbortSignal): AsyncIterable<DriverFingerprint> {
     return this.instance.stream('fingerprint', [], { signal, window: 4 });
   }
-  /**
-   * Starts a task and returns its handle as it will be stored: round-tripped through JSON, so
-   * what recoverTask gets after a restart is what the driver sees now. A reply the host cannot
-   * keep (it did not cross the thread, or its handle does not survive JSON) is a
-   * PluginContractError, and the task it started is destroyed: nobody could track it.
-   */
-  async startTask(config: TaskConfig, options?: CallOptions): Promise<{ handle: TaskHandle }> {
-    let result: { handle: TaskHandle };
-    try {
-      result = await this.instance.call('startTask', [config], options);
-    } catch (err) {
-      if (err instanceof PluginContractError) await this.#destroyUntracked(config.id);
-      throw err;
-    }
-    const handle = (result as { handle?: unknown } | null | undefined)?.handle;
-    if (typeof handle !== 'object' || handle === null || Array.isArray(handle)) {
-      await this.#destroyUntracked(config.id);
-      throw new PluginContractError(
-        `startTask() returned ${kindOf(result)}, not { handle }: return { handle: { version, config, state, driverState } }`,
-        { details: { method: 'startTask', path: '/handle' } },
-      );
-    }
-    const loss = jsonLoss(handle);
-    if (loss) {
-      await this.#destroyUntracked(config.id);
-      throw new PluginContractError(
-        `startTask() returned a handle that does not survive JSON: ${loss.path || 'the handle'} is ${loss.what}, which JSON turns into ${loss.becomes}: keep driverState plain objects, arrays, strings, finite numbers and booleans (the host stores handles as JSON and gives them back to recoverTask() after a restart)`,
-        { details: { method: 'startTask', path: loss.path } },
-      );
-    }
-    return { ...result, handle: JSON.parse(JSON.stringify(handle)) as TaskHandle };
+  startTask(config: TaskConfig, options?: CallOptions): Promise<{ handle: TaskHandle }> {
+    return this.#trackable(config, this.instance.call('startTask', [config], options));
   }
   waitTask(taskId: string, signal?: AbortSignal): Promise<ExitResult> {
     return this.instance.call('waitTask', [taskId], { signal });
@@ -98,6 +69,39 @@ export class DriverClient {
   }
   execTask(taskId: string, command: string[], timeoutMs: number, options?: CallOptions): Promise<ExecResult> {
     return this.instance.call('execTask', [taskId, command, timeoutMs], options);
+  }
+
+  /**
+   * A start's reply as the host will store it: its handle round-tripped through JSON, so what
+   * recoverTask gets after a restart is what the driver sees now. A reply the host cannot keep
+   * (it did not cross the thread, or its handle does not survive JSON) is a PluginContractError,
+   * and the task it started is destroyed: nobody could track it.
+   */
+  async #trackable(config: TaskConfig, reply: Promise<{ handle: TaskHandle }>): Promise<{ handle: TaskHandle }> {
+    let result: { handle: TaskHandle };
+    try {
+      result = await reply;
+    } catch (err) {
+      if (err instanceof PluginContractError) await this.#destroyUntracked(config.id);
+      throw err;
+    }
+    const handle = (result as { handle?: unknown } | null | undefined)?.handle;
+    if (typeof handle !== 'object' || handle === null || Array.isArray(handle)) {
+      await this.#destroyUntracked(config.id);
+      throw new PluginContractError(
+        `startTask() returned ${kindOf(result)}, not { handle }: return { handle: { version, config, state, driverState } }`,
+        { details: { method: 'startTask', path: '/handle' } },
+      );
+    }
+    const loss = jsonLoss(handle);
+    if (loss) {
+      await this.#destroyUntracked(config.id);
+      throw new PluginContractError(
+        `startTask() returned a handle that does not survive JSON: ${loss.path || 'the handle'} is ${loss.what}, which JSON turns into ${loss.becomes}: keep driverState plain objects, arrays, strings, finite numbers and booleans (the host stores handles as JSON and gives them back to recoverTask() after a restart)`,
+        { details: { method: 'startTask', path: loss.path } },
+      );
+    }
+    return { ...result, handle: JSON.parse(JSON.stringify(handle)) as TaskHandle };
   }
 
   /** Best effort: the start already failed, and that is what the caller hears about. */
