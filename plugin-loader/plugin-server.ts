@@ -41,8 +41,7 @@ export class PluginServer {
   session({ port, trackTimers }: SessionRequest): Promise<void> {
     this.#control = port;
     if (trackTimers) this.#resources.trackTimers();
-    this.#beforeImport = this.#resources.count();
-    return new Promise((resolve) => {
+    const closed = new Promise<void>((resolve) => {
       port.on('message', (msg: ControlMessage) => {
         if (msg.type === 'ping') this.#send({ type: 'pong', seq: msg.seq });
         else if (msg.type === 'cancel') this.#calls.cancel(msg.id);
@@ -53,6 +52,9 @@ export class PluginServer {
         }
       });
     });
+    // Taken once this port listens, so the baseline holds all of the worker's own ports.
+    this.#beforeImport = this.#resources.count();
+    return closed;
   }
 
   /** Sends what the plugin writes to stdout/stderr to the host instead of the terminal. */
@@ -95,7 +97,8 @@ export class PluginServer {
   async call(request: CallRequest): Promise<Envelope<unknown>> {
     const early = this.#calls.cancelledBeforeStart(request.id, request.method);
     if (early) return { ok: false, error: toErrorData(early) };
-    const envelope = await this.#invoke(request);
+    // Under the call's name, so the timers it creates can be traced back to it (conformance only).
+    const envelope = await this.#resources.run(request.method, () => this.#invoke(request));
     if (!envelope.ok) return envelope;
     const refused = wireError(request.method, 'returned a value', envelope.value);
     return refused ? { ok: false, error: toErrorData(refused) } : envelope;
@@ -114,7 +117,11 @@ export class PluginServer {
   }
 
   /** Pumps a plugin's AsyncIterable to the port, never more items than the host has credited. */
-  async stream({ id, method, args, port, credit: initial, json }: StreamRequest): Promise<void> {
+  stream(request: StreamRequest): Promise<void> {
+    return this.#resources.run(request.method, () => this.#pump(request));
+  }
+
+  async #pump({ id, method, args, port, credit: initial, json }: StreamRequest): Promise<void> {
     const controller = this.#calls.begin(id, 'stream', method);
     let credit = initial;
     let wake: (() => void) | undefined;
@@ -156,6 +163,7 @@ export class PluginServer {
       resources: this.#resources.count(),
       resourcesBeforeImport: this.#beforeImport,
       timersTracked: this.#resources.timersTracked,
+      timers: this.#resources.timers(),
     };
   }
 

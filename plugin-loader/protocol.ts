@@ -89,12 +89,27 @@ export interface InFlight {
 export interface WorkerDiagnostics {
   /** Calls and streams in the plugin's hands, oldest first. */
   inFlight: InFlight[];
-  /** The thread's active resources (process.getActiveResourcesInfo()) counted by kind. */
+  /** The thread's active resources (process.getActiveResourcesInfo()) counted by kind; only referenced timers among them. */
   resources: Record<string, number>;
   /** The same, taken just before the plugin module was imported. */
   resourcesBeforeImport: Record<string, number>;
-  /** Whether `Timeout` counts unref'd timers too (LoadRequest.trackTimers). */
+  /** Whether `timers` lists every pending timer (SessionRequest.trackTimers). */
   timersTracked: boolean;
+  /** Every pending timer created since the session opened, unref'd ones too, when tracked. */
+  timers: PendingTimer[];
+}
+
+/** A timer that has not fired (or been cleared) yet. */
+export interface PendingTimer {
+  /** The plugin call or stream whose work created it (`startTask`), "" for none (the module's import). */
+  origin: string;
+  /** A setInterval, rather than a setTimeout. */
+  repeats: boolean;
+  delayMs: number;
+  /** How long ago it was created: a setTimeout loop keeps making young ones. */
+  ageMs: number;
+  /** Whether it keeps the thread alive (unref'd ones do not, and still hold what they hold). */
+  ref: boolean;
 }
 
 /** Host to worker, on a stream's port. */

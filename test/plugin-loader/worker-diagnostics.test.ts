@@ -36,9 +36,10 @@ async function until(instance: PluginInstance, ok: (d: WorkerDiagnostics) => boo
   }
 }
 
-const timers = (d: WorkerDiagnostics) => d.resources.Timeout ?? 0;
+const refTimers = (d: WorkerDiagnostics) => d.resources.Timeout ?? 0;
+const leaked = (d: WorkerDiagnostics) => d.timers.filter((x) => x.origin === 'leakTimer');
 
-t.test('diagnostics count the worker’s timers, unref’d ones too when the probe tracks them', async (t) => {
+t.test('diagnostics list every timer the plugin made, unref’d ones too, with the call that made it', async (t) => {
   const tracked = await misbehaves(t, { probe: { trackTimers: true } });
   const base = await tracked.diagnostics();
   t.equal(base.timersTracked, true);
@@ -46,17 +47,23 @@ t.test('diagnostics count the worker’s timers, unref’d ones too when the pro
   t.ok(base.resourcesBeforeImport.MessagePort! >= 1, 'the baseline before the import holds the worker’s own ports');
   await tracked.call('leakTimer', [false]);
   await tracked.call('leakTimer', [true]);
-  t.equal(timers(await tracked.diagnostics()), timers(base) + 2, 'a referenced and an unref’d interval');
+  const both = await tracked.diagnostics();
+  t.match(leaked(both), [
+    { origin: 'leakTimer', repeats: true, delayMs: 60_000, ref: true, ageMs: Number },
+    { origin: 'leakTimer', repeats: true, delayMs: 60_000, ref: false },
+  ]);
+  t.equal(refTimers(both), refTimers(base) + 1, 'the thread’s own count sees the referenced one only');
   await tracked.call('clearTimers');
-  t.equal(timers(await until(tracked, (d) => timers(d) === timers(base))), timers(base), 'cleared timers are gone');
+  t.same(leaked(await until(tracked, (d) => leaked(d).length === 0)), [], 'cleared timers are gone');
 
   const plain = await misbehaves(t);
   const before = await plain.diagnostics();
   t.equal(before.timersTracked, false);
   await plain.call('leakTimer', [true]);
-  t.equal(timers(await plain.diagnostics()), timers(before), 'without tracking an unref’d timer is invisible');
   await plain.call('leakTimer', [false]);
-  t.equal(timers(await plain.diagnostics()), timers(before) + 1, 'a referenced one is seen either way');
+  const after = await plain.diagnostics();
+  t.same(after.timers, [], 'not followed without the probe');
+  t.equal(refTimers(after), refTimers(before) + 1, 'a referenced timer is counted either way');
 });
 
 t.test('a cancelled call or stream the plugin never settles is listed, and reported once per method', async (t) => {
