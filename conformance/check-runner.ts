@@ -28,6 +28,11 @@ export interface ConformanceReport {
   passed: number;
   failed: number;
   skipped: number;
+  /**
+   * The run's id: the alloc id of every task it started (TASKHOST_ALLOC_ID), and the
+   * TASKHOST_CONFORMANCE_RUN mark in the environment of what the plugin spawned.
+   */
+  runId?: string;
 }
 
 export interface ConformanceOptions {

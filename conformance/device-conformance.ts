@@ -72,10 +72,10 @@ interface ConfigSource {
 export async function runDeviceConformance(options: DeviceConformanceOptions): Promise<ConformanceReport> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'taskhost-device-conformance-'));
   const base: AgentConfig = { ...(options.config ?? parseAgentConfig({ pluginDir: path.join(dataDir, 'no-plugins') })), dataDir };
-  const report: ConformanceReport = { plugin: { name: options.target }, checks: [], passed: 0, failed: 0, skipped: 0 };
+  const runId = conformanceRunId();
+  const report: ConformanceReport = { plugin: { name: options.target }, checks: [], passed: 0, failed: 0, skipped: 0, runId };
   const check = checkRunner(report, options.onCheck, options.checkTimeoutMs ?? checkTimeoutMs);
   let loader: PluginLoader | undefined;
-  const runId = conformanceRunId();
   // Whatever the plugin spawns inherits the mark, so what it leaves running can be found.
   const marks = [`TASKHOST_CONFORMANCE_RUN=${runId}`];
   let hosted = false;

@@ -88,7 +88,7 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
       ...(isPath ? { extraDirs: [path.resolve(options.target)] } : {}),
       probe: { trackTimers: true, env: { TASKHOST_CONFORMANCE_RUN: runId } },
     });
-  const report: ConformanceReport = { plugin: { name: options.target }, checks: [], passed: 0, failed: 0, skipped: 0 };
+  const report: ConformanceReport = { plugin: { name: options.target }, checks: [], passed: 0, failed: 0, skipped: 0, runId };
   let loader = makeLoader();
   /** Every task the suite asked to start, by id: its handle once the start returned one. */
   const started = new Map<string, TaskConfig | TaskHandle>();
