@@ -303,3 +303,32 @@ t.test('diagnostics list what the plugin has not settled, and a cancel that over
   streamHost.close();
   void ignored;
 });
+
+t.test('with timers followed, each pending timer is listed with the call or stream that made it', async (t) => {
+  const { server } = await loaded('modules/misbehaves.js', 'misbehaves');
+  const { port1, port2 } = new MessageChannel();
+  const session = server.session({ port: port2, trackTimers: true });
+  await server.call({ id: 1, method: 'leakTimer', args: [true] });
+  const { port1: streamHost, port2: streamWorker } = new MessageChannel();
+  streamHost.on('message', () => undefined);
+  void server.stream({ id: 2, method: 'ignoresAbortStream', args: [], port: streamWorker, credit: 10 });
+  await sleep(20);
+  const report = server.diagnostics();
+  t.equal(report.timersTracked, true);
+  t.match(
+    report.timers.filter((x) => x.origin === 'leakTimer'),
+    [{ origin: 'leakTimer', repeats: true, delayMs: 60_000, ref: false }],
+  );
+  t.match(report.inFlight, [{ id: 2, kind: 'stream', method: 'ignoresAbortStream' }]);
+  await server.call({ id: 3, method: 'clearTimers', args: [] });
+  await sleep(20);
+  t.same(
+    server.diagnostics().timers.filter((x) => x.origin === 'leakTimer'),
+    [],
+    'a cleared timer is gone',
+  );
+  port1.postMessage({ type: 'close' });
+  await session;
+  port1.close();
+  streamHost.close();
+});
