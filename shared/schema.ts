@@ -37,6 +37,23 @@ const compiledByText = new Map<string, Validator<unknown>>();
  * `source` (what the schema is, e.g. `taskConfigSchema()`).
  */
 export function compileSchema<T = unknown>(schema: object, source = 'JSON Schema'): Validator<T> {
+  try {
+    return compile<T>(schema);
+  } catch (err) {
+    const closed = closeObjects(schema) as JsonSchema;
+    delete closed.$id;
+    throw schemaCompileError({
+      schema,
+      source,
+      reason: err,
+      known: knownKeywords(),
+      suggest: (word) => closest(word, [...knownKeywords()]),
+      metaIssues: () => (ajv.validateSchema(closed) ? [] : firstPerPath(toIssues(ajv.errors ?? []))),
+    });
+  }
+}
+
+function compile<T>(schema: object): Validator<T> {
   const cached = compiled.get(schema);
   if (cached) return cached as Validator<T>;
   // Schemas that arrive from plugins are fresh objects each time: reuse by content too.
@@ -48,19 +65,7 @@ export function compileSchema<T = unknown>(schema: object, source = 'JSON Schema
   }
   const closed = closeObjects(schema) as JsonSchema;
   delete closed.$id; // ajv refuses a second schema with the same $id
-  let fn: ValidateFunction;
-  try {
-    fn = ajv.compile(closed);
-  } catch (err) {
-    throw schemaCompileError({
-      schema,
-      source,
-      reason: err,
-      known: knownKeywords(),
-      suggest: (word) => closest(word, [...knownKeywords()]),
-      metaIssues: () => (ajv.validateSchema(closed) ? [] : firstPerPath(toIssues(ajv.errors ?? []))),
-    });
-  }
+  const fn: ValidateFunction = ajv.compile(closed);
   const inPlace = (data: unknown): ValidationResult<T> =>
     fn(data) ? { ok: true, value: data as T } : { ok: false, issues: toIssues(fn.errors ?? []) };
   const validator = ((data: unknown) => inPlace(data === undefined ? undefined : structuredClone(data))) as Validator<T>;
