@@ -115,5 +115,5 @@ function instance(value: object): string {
   const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
   if (typeof name !== 'string' || name === '') return 'an object of an unnamed class: send a plain object with the data itself';
   if (name === 'ChildProcess') return 'a ChildProcess: send what the host needs to find it again (its pid)';
-  return `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name} (a class instance): send a plain object with the data itself`;
+  return `${/^[AEIO]/.test(name) ? 'an' : 'a'} ${name} (a class instance): send a plain object with the data itself`;
 }

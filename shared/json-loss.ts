@@ -60,7 +60,7 @@ function visit(value: unknown, path: string, ancestors: object[], inArray: boole
 function article(object: object): string {
   const name = (object as { constructor?: { name?: unknown } }).constructor?.name;
   if (typeof name !== 'string' || name === '') return 'an object of an unnamed class';
-  return `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name}`;
+  return `${/^[AEIO]/.test(name) ? 'an' : 'a'} ${name}`;
 }
 
 function becomes(object: object): string {
