@@ -88,7 +88,7 @@ t.test(
     const passed = report.checks.filter((c) => c.status === 'pass').map((c) => c.name);
     t.ok(passed.includes('unknown task ids are TASK_NOT_FOUND'), 'later calls are answered: the plugin did not crash');
     t.ok(passed.includes('no process of its tasks is left running'), 'the sleep it started was destroyed by the host');
-    t.same((await processesMarked(['TASKHOST_DRIVER=reply-cannot-cross'])) ?? [], []);
+    t.same((await processesMarked([`TASKHOST_ALLOC_ID=${report.runId}`])) ?? [], []);
   },
 );
 

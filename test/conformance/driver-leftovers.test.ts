@@ -16,8 +16,8 @@ function failed(report: ConformanceReport): Record<string, string | undefined> {
   return Object.fromEntries(report.checks.filter((c) => c.status === 'fail').map((c) => [c.name, c.message]));
 }
 
-/** The fixture's task processes still running (every task env names its driver). */
-const running = async (driver: string) => (await processesMarked([`TASKHOST_DRIVER=${driver}`])) ?? [];
+/** The run's task processes still running (each carries the run's id as its alloc id). */
+const running = async (report: ConformanceReport) => (await processesMarked([`TASKHOST_ALLOC_ID=${report.runId}`])) ?? [];
 
 t.test('methods that ignore their AbortSignal are named, with what to do', async (t) => {
   const report = await runDriverConformance({ target: fixture('ignores-abort'), logger: quiet });
@@ -52,7 +52,7 @@ t.test('processes a driver leaves running are reported by pid and command, and k
     got['no process of its tasks is left running'],
     /^pid \d+ \(sleep 300\)(, pid \d+ \(sleep 300\))+ of the suite's tasks were still running after every task was destroyed and the plugin shut down, and were killed: destroyTask\(id, true\) must stop the task and everything it started$/,
   );
-  t.same(await running('leaves-processes'), [], 'none is left');
+  t.same(await running(report), [], 'none is left');
 });
 
 t.test('a plugin that crashes mid-run: the suite recovers each task from its handle to destroy it', async (t) => {
@@ -63,7 +63,7 @@ t.test('a plugin that crashes mid-run: the suite recovers each task from its han
   });
   t.equal(report.checks.at(-1)!.name, 'no process of its tasks is left running');
   t.equal(report.checks.at(-1)!.status, 'pass');
-  t.same(await running('crashes-mid-run'), [], 'every task process was stopped by its driver');
+  t.same(await running(report), [], 'every task process was stopped by its driver');
 });
 
 t.test('a check that times out: what its task left running is found and killed at the end', async (t) => {
@@ -74,5 +74,5 @@ t.test('a check that times out: what its task left running is found and killed a
     got['no process of its tasks is left running'],
     /^pid \d+ \(sleep 300\) of the suite's tasks was still running after every task was destroyed and the plugin shut down, and was killed/,
   );
-  t.same(await running('start-hangs'), []);
+  t.same(await running(report), []);
 });
