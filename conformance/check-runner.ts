@@ -3,6 +3,7 @@
  * times each check and turns what it throws into a result, and how `taskhost conformance` finds
  * the plugin it was named so it can pick the suite for the plugin's type.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -27,6 +28,11 @@ export interface ConformanceReport {
   passed: number;
   failed: number;
   skipped: number;
+  /**
+   * The run's id: the alloc id of every task it started (TASKHOST_ALLOC_ID), and the
+   * TASKHOST_CONFORMANCE_RUN mark in the environment of what the plugin spawned.
+   */
+  runId?: string;
 }
 
 export interface ConformanceOptions {
@@ -36,6 +42,8 @@ export interface ConformanceOptions {
   logger?: Logger;
   /** Called as each check finishes, for live output. */
   onCheck?: (result: CheckResult) => void;
+  /** How long one check may take before it fails as timed out (default 30 s). */
+  checkTimeoutMs?: number;
 }
 
 /** A failed expectation: the message says what was seen and what the contract asks for. */
@@ -43,16 +51,28 @@ export class Miss extends Error {}
 /** A check that cannot run here; the message says why. */
 export class Skip extends Error {}
 
-/** Runs one named check: resolves true when it passed. */
-export type Check = (name: string, body: () => Promise<void>) => Promise<boolean>;
+/** Runs one named check (within `timeoutMs`, when given, instead of the runner's): resolves true when it passed. */
+export interface Check {
+  (name: string, body: () => Promise<void>, timeoutMs?: number): Promise<boolean>;
+  /**
+   * Waits (up to `ms`) for the bodies of checks that timed out: they run on, and must be done
+   * before the suite tears down what they use, or they would start a task or a loader after it.
+   */
+  settle(ms: number): Promise<void>;
+}
 
 /** A check runner that records each result in `report` and tells `onCheck` as it goes. */
 export function checkRunner(report: ConformanceReport, onCheck: ((result: CheckResult) => void) | undefined, timeoutMs: number): Check {
-  return async (name, body) => {
+  const running = new Set<Promise<void>>();
+  const check = async (name: string, body: () => Promise<void>, ms = timeoutMs): Promise<boolean> => {
     const t0 = performance.now();
     let result: CheckResult;
+    const work = body();
+    running.add(work);
+    const forget = () => void running.delete(work);
+    work.then(forget, forget);
     try {
-      await withTimeout(body(), timeoutMs, `the check did not finish within ${timeoutMs / 1000}s`);
+      await withTimeout(work, ms, `the check did not finish within ${ms / 1000}s`);
       result = { name, status: 'pass', durationMs: 0 };
     } catch (err) {
       const skip = err instanceof Skip;
@@ -64,6 +84,11 @@ export function checkRunner(report: ConformanceReport, onCheck: ((result: CheckR
     onCheck?.(result);
     return result.status === 'pass';
   };
+  const settle = async (ms: number): Promise<void> => {
+    if (running.size === 0) return;
+    await withTimeout(Promise.allSettled([...running]), ms, '').catch(() => undefined);
+  };
+  return Object.assign(check, { settle });
 }
 
 export function describe(err: unknown): string {
@@ -84,6 +109,25 @@ export async function withTimeout<T>(work: Promise<T>, ms: number, message: stri
     ]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * An id for one run: the driver suite gives it to every task as its alloc id (so each task
+ * process carries it as TASKHOST_ALLOC_ID), and both suites put it in the worker's environment
+ * as TASKHOST_CONFORMANCE_RUN, so whatever the run leaves running can be found.
+ */
+export function conformanceRunId(): string {
+  return `conformance-${randomBytes(6).toString('hex')}`;
+}
+
+/** The calls whose timers may run on while the plugin is up: its set-up, and its module's import (""). */
+export const setUp: ReadonlySet<string> = new Set(['', 'setConfig', 'init']);
+
+/** Reads a stream until it ends. */
+export async function drain(stream: AsyncIterable<unknown>): Promise<void> {
+  for await (const _ of stream) {
+    // only how it ends matters
   }
 }
 

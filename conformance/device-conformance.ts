@@ -10,6 +10,10 @@
  *
  * The checks that need devices (reserve of known ids, which stats name) are skipped, saying so,
  * when the plugin reports none: no devices is a valid answer ("undetected").
+ *
+ * As the driver suite does, it also checks what only shows in production: that fingerprint()
+ * and stats() settle when their signal aborts, that closing the streams and shutdown() leave no
+ * timers or handles in the worker, and that nothing the plugin spawned is left running.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,10 +25,13 @@ import { compileSchema, formatIssues, parseWith } from '../shared/schema.js';
 import { parseAgentConfig, type AgentConfig } from '../plugin-loader/agent-config.js';
 import {
   checkRunner,
+  conformanceRunId,
   describe,
+  drain,
   findConformanceTarget,
   isPathTarget,
   Miss,
+  setUp,
   Skip,
   withTimeout,
   type ConformanceOptions,
@@ -32,6 +39,9 @@ import {
 } from './check-runner.js';
 import { PluginLoader } from '../plugin-loader/loader.js';
 import type { PluginInstance } from '../plugin-loader/plugin-instance.js';
+import { describeLeak, leakedResources, type Leak } from './leaked-resources.js';
+import { describeProcesses, killMarked, leftovers } from './leftover-processes.js';
+import { describeUnsettled, inFlightIds, opened, stillInFlight } from './unsettled-calls.js';
 
 export interface DeviceConformanceOptions extends ConformanceOptions {
   /** A JSON file holding the plugin config to test with, instead of conformance.json's "config". */
@@ -42,6 +52,8 @@ export interface DeviceConformanceOptions extends ConformanceOptions {
 export const statsCadence = { intervalMs: 200, windowMs: 1_500, minSamples: 4, maxGapIntervals: 3 } as const;
 
 const checkTimeoutMs = 30_000;
+/** Loading has its own deadline (supervision's startTimeout, 30 s by default): the check waits past it. */
+const loadTimeoutMs = 60_000;
 const firstFingerprintMs = 10_000;
 const unknownId = 'taskhost-conformance-no-such-device';
 
@@ -60,41 +72,51 @@ interface ConfigSource {
 export async function runDeviceConformance(options: DeviceConformanceOptions): Promise<ConformanceReport> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'taskhost-device-conformance-'));
   const base: AgentConfig = { ...(options.config ?? parseAgentConfig({ pluginDir: path.join(dataDir, 'no-plugins') })), dataDir };
-  const report: ConformanceReport = { plugin: { name: options.target }, checks: [], passed: 0, failed: 0, skipped: 0 };
-  const check = checkRunner(report, options.onCheck, checkTimeoutMs);
+  const runId = conformanceRunId();
+  const report: ConformanceReport = { plugin: { name: options.target }, checks: [], passed: 0, failed: 0, skipped: 0, runId };
+  const check = checkRunner(report, options.onCheck, options.checkTimeoutMs ?? checkTimeoutMs);
   let loader: PluginLoader | undefined;
+  // Whatever the plugin spawns inherits the mark, so what it leaves running can be found.
+  const marks = [`TASKHOST_CONFORMANCE_RUN=${runId}`];
+  let hosted = false;
 
   try {
     let instance: PluginInstance | undefined;
     let source: ConfigSource | undefined;
-    await check('loads through the plugin loader as a device plugin', async () => {
-      const { found, discovery } = await findConformanceTarget(options.target, base);
-      if (!found)
-        throw new Miss(`no plugin found at ${options.target} (a folder with a package.json "taskhost" manifest, or a plugin name)`);
-      report.plugin = { name: found.name, dir: found.dir, source: found.source };
-      if ('reason' in found) throw new Miss(`the loader skipped it: ${found.reason}`);
-      report.plugin.version = found.version;
-      report.plugin.apiVersion = found.apiVersion;
-      if (found.type !== 'device') throw new Miss(`its manifest says type "${found.type}"; this suite checks device plugins`);
-      source = await configSource(found.dir, options.pluginConfigFile);
-      // Only the plugin under test is hosted: the others are switched off.
-      const plugins: AgentConfig['plugins'] = Object.fromEntries(
-        discovery.plugins.filter((p) => p.name !== found.name).map((p) => [p.name, { ...base.plugins[p.name], enabled: false }]),
-      );
-      plugins[found.name] = { ...base.plugins[found.name], enabled: true, ...(source ? { config: source.config } : {}) };
-      loader = new PluginLoader({
-        config: { ...base, plugins },
-        ...(options.logger ? { logger: options.logger } : {}),
-        ...(isPathTarget(options.target) ? { extraDirs: [found.dir] } : {}),
-      });
-      await loader.start();
-      instance = loader.get(found.name);
-      const err = instance.lastError;
-      // A rejected config is the next check's finding; anything else means it did not load.
-      if (instance.state !== 'running' && err?.code !== InvalidConfigError.code) {
-        throw new Miss(`it did not start: ${err ? describe(err) : instance.state}`);
-      }
-    });
+    await check(
+      'loads through the plugin loader as a device plugin',
+      async () => {
+        const { found, discovery } = await findConformanceTarget(options.target, base);
+        if (!found)
+          throw new Miss(`no plugin found at ${options.target} (a folder with a package.json "taskhost" manifest, or a plugin name)`);
+        report.plugin = { name: found.name, dir: found.dir, source: found.source };
+        if ('reason' in found) throw new Miss(`the loader skipped it: ${found.reason}`);
+        report.plugin.version = found.version;
+        report.plugin.apiVersion = found.apiVersion;
+        if (found.type !== 'device') throw new Miss(`its manifest says type "${found.type}"; this suite checks device plugins`);
+        source = await configSource(found.dir, options.pluginConfigFile);
+        // Only the plugin under test is hosted: the others are switched off.
+        const plugins: AgentConfig['plugins'] = Object.fromEntries(
+          discovery.plugins.filter((p) => p.name !== found.name).map((p) => [p.name, { ...base.plugins[p.name], enabled: false }]),
+        );
+        plugins[found.name] = { ...base.plugins[found.name], enabled: true, ...(source ? { config: source.config } : {}) };
+        loader = new PluginLoader({
+          config: { ...base, plugins },
+          ...(options.logger ? { logger: options.logger } : {}),
+          ...(isPathTarget(options.target) ? { extraDirs: [found.dir] } : {}),
+          probe: { trackTimers: true, env: { TASKHOST_CONFORMANCE_RUN: runId } },
+        });
+        await loader.start();
+        instance = loader.get(found.name);
+        hosted = instance.state === 'running';
+        const err = instance.lastError;
+        // A rejected config is the next check's finding; anything else means it did not load.
+        if (instance.state !== 'running' && err?.code !== InvalidConfigError.code) {
+          throw new Miss(`it did not start: ${err ? describe(err) : instance.state}`);
+        }
+      },
+      loadTimeoutMs,
+    );
     if (!instance) return report;
     const inst = instance;
 
@@ -108,6 +130,8 @@ export async function runDeviceConformance(options: DeviceConformanceOptions): P
       if (!source) throw new Skip('no conformance.json "config" and no --plugin-config: the plugin ran with its defaults');
     });
     if (inst.state !== 'running') return report;
+    /** What the worker holds once the plugin is up: what it holds later is measured against it. */
+    const baseline = (await inst.diagnostics()).resources;
 
     await check('implements fingerprint, reserve and stats', async () => {
       const missing = deviceMethods.filter((m) => !inst.implements(m));
@@ -236,11 +260,70 @@ export async function runDeviceConformance(options: DeviceConformanceOptions): P
         }
       }
     });
+    await check('fingerprint() and stats() settle when their signal aborts', async () => {
+      const diagnose = () => inst.diagnostics();
+      const before = await inFlightIds(diagnose);
+      const stop = new AbortController();
+      const open = [
+        drain(inst.stream('fingerprint', [], { signal: stop.signal, window: 4 })),
+        drain(inst.stream('stats', [intervalMs], { signal: stop.signal, window: 4 })),
+      ].map((p) => p.catch(() => undefined));
+      const calls = await opened(diagnose, ['fingerprint', 'stats'], before);
+      stop.abort();
+      await Promise.all(open);
+      const left = await stillInFlight(diagnose, calls);
+      if (left.length) throw new Miss(describeUnsettled(left));
+    });
+
+    await check('closing its streams leaves no timers or handles behind', async () => {
+      // What init() started may run on while the plugin is up; what a stream started may not.
+      const leak = await leakedResources(diagnose(inst), { baseline, mayRun: (origin) => setUp.has(origin) });
+      if (leak) {
+        throw new Miss(
+          `${describeLeak(leak)} still active after every fingerprint() and stats() stream was closed: stop what a stream started when its signal aborts (clear its timers, kill what it spawned)`,
+        );
+      }
+    });
+
+    await check('shutdown() leaves no timers or handles behind', async () => {
+      let looked = false;
+      let leak: Leak | undefined;
+      await inst.close({
+        afterShutdown: async (worker) => {
+          leak = await leakedResources(() => worker.diagnostics(), { baseline: (await worker.diagnostics()).resourcesBeforeImport });
+          looked = true;
+        },
+      });
+      if (!looked) throw new Skip('the plugin was not running at the end of the suite');
+      if (leak) {
+        const how = inst.implements('shutdown') ? 'stop them in shutdown()' : 'implement shutdown() and stop them there';
+        throw new Miss(
+          `${describeLeak(leak)} still active after shutdown(), more than the worker held before the plugin was imported: ${how}, everything init() and the streams started`,
+        );
+      }
+    });
     return report;
   } finally {
+    await check.settle(checkTimeoutMs);
     await loader?.close();
+    if (hosted) {
+      await check('nothing it spawned is left running', async () => {
+        const left = await leftovers(marks);
+        if (!left) throw new Skip('there is no /proc here to look for processes in');
+        if (left.length === 0) return;
+        const still = await killMarked(marks);
+        const were = left.length === 1 ? 'was' : 'were';
+        throw new Miss(
+          `${describeProcesses(left)}, started by the plugin, ${were} still running after it shut down, and ${still.length ? `could not all be killed (${describeProcesses(still)})` : `${were} killed`}: stop what you spawn in shutdown(), or when the stream that spawned it ends`,
+        );
+      });
+    }
     await rm(dataDir, { recursive: true, force: true });
   }
+}
+
+function diagnose(inst: PluginInstance) {
+  return () => inst.diagnostics();
 }
 
 /** The plugin config to test with, from `file` or else conformance.json; undefined when neither gives one. */

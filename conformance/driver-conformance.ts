@@ -11,6 +11,12 @@
  *   output       { config, stdout }: writes exactly `stdout` and exits 0 (optional)
  *   exec         { command, stdout }: a command for execTask and its output (when exec is a capability)
  *   badConfig    { config, path }: an invalid task config and the JSON path (within config) at fault
+ *
+ * Besides the contract's answers, it checks what only shows in production: that every method
+ * taking an AbortSignal settles when it aborts, that destroyTask() and shutdown() leave no timers
+ * or handles in the worker, and that no process of the run's tasks is left running afterwards,
+ * also when a check times out or the plugin crashes (every task of a run has the run's alloc id,
+ * and what is found is reported and killed).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -25,10 +31,24 @@ import {
   type TaskEvent,
   type TaskHandle,
 } from '../shared/driver.js';
-import { InvalidConfigError, type TaskhostError } from '../shared/errors.js';
+import { InvalidConfigError, PluginContractError, TaskNotFoundError, type TaskhostError } from '../shared/errors.js';
 import { compileSchema, formatIssues, parseWith, type JsonSchema } from '../shared/schema.js';
 import { parseAgentConfig, type AgentConfig } from '../plugin-loader/agent-config.js';
-import { checkRunner, describe, Miss, Skip, withTimeout, type ConformanceOptions, type ConformanceReport } from './check-runner.js';
+import {
+  checkRunner,
+  conformanceRunId,
+  describe,
+  drain,
+  Miss,
+  setUp,
+  Skip,
+  withTimeout,
+  type ConformanceOptions,
+  type ConformanceReport,
+} from './check-runner.js';
+import { describeLeak, leakedResources, type Leak } from './leaked-resources.js';
+import { describeProcesses, killMarked, leftovers } from './leftover-processes.js';
+import { describeUnsettled, inFlightIds, opened, stillInFlight } from './unsettled-calls.js';
 import { PluginLoader } from '../plugin-loader/loader.js';
 import type { PluginInstance } from '../plugin-loader/plugin-instance.js';
 import { DriverClient } from '../drivers/driver-client.js';
@@ -48,24 +68,36 @@ type Scenarios = Static<typeof Scenarios>;
 export type { CheckResult, CheckStatus, ConformanceOptions, ConformanceReport } from './check-runner.js';
 
 const short = 15_000;
+/** Loading has its own deadline (supervision's startTimeout, 30 s by default): the check waits past it. */
+const loadTimeoutMs = 60_000;
+const schemaCheck = 'configSchema() and taskConfigSchema() are valid JSON Schemas';
+const startCheck = 'startTask() returns a handle that can be stored as JSON';
 
 export async function runDriverConformance(options: ConformanceOptions): Promise<ConformanceReport> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'taskhost-conformance-'));
   const base = options.config ?? parseAgentConfig({ pluginDir: path.join(dataDir, 'no-plugins') });
   const config: AgentConfig = { ...base, dataDir };
   const isPath = options.target.includes('/') || options.target.startsWith('.');
+  const runId = conformanceRunId();
+  // Whatever the worker spawns inherits the mark; the tasks get the run's alloc id from their env.
+  const marks = [`TASKHOST_ALLOC_ID=${runId}`, `TASKHOST_CONFORMANCE_RUN=${runId}`];
   const makeLoader = () =>
     new PluginLoader({
       config,
       ...(options.logger ? { logger: options.logger } : {}),
       ...(isPath ? { extraDirs: [path.resolve(options.target)] } : {}),
+      probe: { trackTimers: true, env: { TASKHOST_CONFORMANCE_RUN: runId } },
     });
-  const report: ConformanceReport = { plugin: { name: options.target }, checks: [], passed: 0, failed: 0, skipped: 0 };
+  const report: ConformanceReport = { plugin: { name: options.target }, checks: [], passed: 0, failed: 0, skipped: 0, runId };
   let loader = makeLoader();
-  const started: string[] = [];
+  /** Every task the suite asked to start, by id: its handle once the start returned one. */
+  const started = new Map<string, TaskConfig | TaskHandle>();
   let driver: DriverClient | undefined;
+  let hosted = false;
+  /** Set once the suite tears down: a timed-out check still running must not start a loader after it. */
+  let tearingDown = false;
 
-  const check = checkRunner(report, options.onCheck, short * 2);
+  const check = checkRunner(report, options.onCheck, options.checkTimeoutMs ?? short * 2);
 
   try {
     let instance: PluginInstance | undefined;
@@ -73,23 +105,31 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
     let schema: JsonSchema | undefined;
     let caps: DriverCapabilities | undefined;
 
-    const loaded = await check('loads through the plugin loader', async () => {
-      await loader.start();
-      const name = isPath ? loader.list().find((r) => r.source === 'path')?.name : options.target;
-      const row = loader.list().find((r) => r.name === name);
-      if (!row) throw new Miss(`no plugin found at ${options.target} (a folder with a package.json "taskhost" manifest, or a plugin name)`);
-      report.plugin = { name: row.name, dir: row.dir, source: row.source };
-      if (row.version) report.plugin.version = row.version;
-      if (row.apiVersion) report.plugin.apiVersion = row.apiVersion;
-      if (row.state === 'skipped') throw new Miss(`the loader skipped it: ${row.reason}`);
-      if (row.type !== 'driver') throw new Miss(`its manifest says type "${row.type}"; this suite checks drivers`);
-      instance = loader.get(row.name);
-      if (instance.state !== 'running') throw new Miss(`it did not start: ${instance.lastError?.message ?? instance.state}`);
-      driver = new DriverClient(instance);
-    });
+    const loaded = await check(
+      'loads through the plugin loader',
+      async () => {
+        await loader.start();
+        const name = isPath ? loader.list().find((r) => r.source === 'path')?.name : options.target;
+        const row = loader.list().find((r) => r.name === name);
+        if (!row)
+          throw new Miss(`no plugin found at ${options.target} (a folder with a package.json "taskhost" manifest, or a plugin name)`);
+        report.plugin = { name: row.name, dir: row.dir, source: row.source };
+        if (row.version) report.plugin.version = row.version;
+        if (row.apiVersion) report.plugin.apiVersion = row.apiVersion;
+        if (row.state === 'skipped') throw new Miss(`the loader skipped it: ${row.reason}`);
+        if (row.type !== 'driver') throw new Miss(`its manifest says type "${row.type}"; this suite checks drivers`);
+        instance = loader.get(row.name);
+        hosted = instance.state === 'running';
+        if (instance.state !== 'running') throw new Miss(`it did not start: ${instance.lastError?.message ?? instance.state}`);
+        driver = new DriverClient(instance);
+      },
+      loadTimeoutMs,
+    );
     if (!loaded || !driver || !instance) return report;
     const d = driver;
     const inst = instance;
+    /** What the worker holds once the plugin is loaded: what it holds later is measured against it. */
+    let baseline = (await inst.diagnostics()).resources;
 
     await check('implements every driver method', async () => {
       const missing = driverMethods.filter((m) => !inst.implements(m));
@@ -100,10 +140,15 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
       if (!result.ok) throw new Miss(`capabilities() ${formatIssues(result.issues).join('; ')}`);
       caps = result.value;
     });
-    await check('taskConfigSchema() is a JSON Schema for an object', async () => {
-      schema = await d.taskConfigSchema();
-      if (typeof schema !== 'object' || schema === null) throw new Miss('taskConfigSchema() must return a JSON Schema object');
-      compileSchema(schema);
+    // The one place a schema problem is reported: the checks that need the schema point here.
+    await check(schemaCheck, async () => {
+      const given = await d.taskConfigSchema();
+      if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+        throw new Miss('taskConfigSchema() must return a JSON Schema object');
+      }
+      if (inst.configSchema) compileSchema(inst.configSchema, 'configSchema()');
+      compileSchema(given, 'taskConfigSchema()');
+      schema = given;
     });
     await check('conformance.json describes the test tasks', async () => {
       const dir = report.plugin.dir;
@@ -135,19 +180,37 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
         stop.abort();
       }
     });
-    if (!scenarios || !schema || !caps) return report;
+    if (!scenarios || !caps) return report;
     const sc = scenarios;
     const sch = schema;
     const cp = caps;
 
     const newTask = async (name: string, taskConfig: Record<string, unknown>, killTimeout = '2s'): Promise<TaskConfig> => {
+      if (!sch) throw new Skip(`it needs a valid taskConfigSchema(): see "${schemaCheck}"`);
       const spec = parseTaskSpec({ name, driver: report.plugin.name, config: taskConfig, killTimeout });
-      return prepareTask({ spec, schema: sch, capabilities: cp, dataDir, hostEnv: process.env, hostEnvAllow: config.hostEnvAllow });
+      return prepareTask({
+        spec,
+        schema: sch,
+        capabilities: cp,
+        dataDir,
+        allocId: runId,
+        hostEnv: process.env,
+        hostEnvAllow: config.hostEnvAllow,
+      });
     };
+    /** Set when a start broke the contract: every later start would break it the same way. */
+    let brokenStart: string | undefined;
     const start = async (task: TaskConfig): Promise<TaskHandle> => {
-      const { handle } = await driver!.startTask(task);
-      started.push(task.id);
-      return handle;
+      if (brokenStart) throw new Skip(`it needs startTask() to return a handle the host can keep: see "${brokenStart}"`);
+      started.set(task.id, task);
+      try {
+        const { handle } = await driver!.startTask(task);
+        started.set(task.id, handle);
+        return handle;
+      } catch (err) {
+        if (err instanceof PluginContractError) brokenStart = startCheck;
+        throw err;
+      }
     };
 
     await check('a bad task config is rejected with its JSON path', async () => {
@@ -176,16 +239,14 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
     })();
 
     let long: TaskHandle | undefined;
-    await check('startTask() returns a handle that can be stored as JSON', async () => {
+    // The host round-trips the handle through JSON (DriverClient.startTask): what comes back is
+    // the stored copy, and a handle JSON would change, or one that cannot cross, fails here.
+    await check(startCheck, async () => {
       const task = await newTask('long', sc.longRunning);
       long = await start(task);
       if (long?.config?.id !== task.id) throw new Miss(`handle.config.id is ${long?.config?.id}, expected ${task.id}`);
       if (typeof long.version !== 'number') throw new Miss('handle.version must be a number');
       if (long.state !== 'running') throw new Miss(`handle.state is "${long.state}", expected "running"`);
-      const roundTrip = JSON.parse(JSON.stringify(long.driverState ?? null));
-      if (JSON.stringify(roundTrip) !== JSON.stringify(long.driverState ?? null)) {
-        throw new Miss('handle.driverState does not survive JSON: keep it plain data');
-      }
     });
     const longId = long?.config.id;
 
@@ -274,10 +335,18 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
     await check('recoverTask() re-attaches after a simulated host restart', async () => {
       if (!long) throw new Skip('no task was started');
       await loader.close();
-      loader = makeLoader();
-      await loader.start();
+      const next = makeLoader();
+      await next.start();
+      if (tearingDown) {
+        await next.close();
+        throw new Miss('the suite ended before the plugin had restarted');
+      }
+      loader = next;
       const again = new DriverClient(loader.get(report.plugin.name));
       driver = again;
+      // A new worker: its baseline is taken before it takes on the recovered task.
+      baseline = (await again.instance.diagnostics()).resources;
+      // `long` is the JSON copy the host stored, as after a real restart.
       await again.recoverTask(long);
       await again.recoverTask(long); // a second call must be a no-op
       const status = await again.inspectTask(long.config.id);
@@ -378,11 +447,98 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
     });
     eventsStop.abort();
     await eventsDone;
+
+    const signalled = ['waitTask', 'taskStats', 'fingerprint', 'taskEvents'];
+    await check('waitTask(), taskStats(), fingerprint() and taskEvents() settle when their signal aborts', async () => {
+      const task = await newTask('abort', sc.longRunning);
+      await start(task);
+      const now = dd();
+      const diagnose = () => now.instance.diagnostics();
+      const before = await inFlightIds(diagnose);
+      const stop = new AbortController();
+      const open = [
+        now.waitTask(task.id, stop.signal),
+        drain(now.taskStats(task.id, 200, stop.signal)),
+        drain(now.fingerprint(stop.signal)),
+        drain(now.taskEvents(stop.signal)),
+      ].map((p) => p.catch(() => undefined));
+      const calls = await opened(diagnose, signalled, before);
+      stop.abort();
+      await Promise.all(open);
+      const left = await stillInFlight(diagnose, calls);
+      if (left.length) throw new Miss(describeUnsettled(left));
+    });
+
+    await check('destroyTask() leaves no timers or handles behind', async () => {
+      const now = dd();
+      await destroyAll(now, started);
+      // What init() started may run on while the plugin is up; the tasks' and the streams' may not.
+      const leak = await leakedResources(() => now.instance.diagnostics(), { baseline, mayRun: (origin) => setUp.has(origin) });
+      if (leak) {
+        throw new Miss(
+          `${describeLeak(leak)} still active after every task was destroyed and every stream closed: clear each task's timers and close what it opened in destroyTask(), and what a stream opened when its signal aborts`,
+        );
+      }
+    });
+
+    await check('shutdown() leaves no timers or handles behind', async () => {
+      const instance = dd().instance;
+      let looked = false;
+      let leak: Leak | undefined;
+      await instance.close({
+        afterShutdown: async (worker) => {
+          const diagnose = () => worker.diagnostics();
+          leak = await leakedResources(diagnose, { baseline: (await diagnose()).resourcesBeforeImport });
+          looked = true;
+        },
+      });
+      if (!looked) throw new Skip('the plugin was not running at the end of the suite');
+      if (leak) {
+        const how = instance.implements('shutdown') ? 'stop them in shutdown()' : 'implement shutdown() and stop them there';
+        throw new Miss(
+          `${describeLeak(leak)} still active after shutdown(), more than the worker held before the plugin was imported: ${how}, everything init() and the tasks started`,
+        );
+      }
+    });
     return report;
   } finally {
-    for (const id of started) await driver?.destroyTask(id, true).catch(() => undefined);
+    tearingDown = true;
+    await check.settle(5_000);
+    if (driver) await destroyAll(driver, started);
     await loader.close();
+    if (hosted) {
+      await check('no process of its tasks is left running', async () => {
+        const left = await leftovers(marks);
+        if (!left) throw new Skip('there is no /proc here to look for processes in');
+        if (left.length === 0) return;
+        const still = await killMarked(marks);
+        const were = left.length === 1 ? 'was' : 'were';
+        throw new Miss(
+          `${describeProcesses(left)} of the suite's tasks ${were} still running after every task was destroyed and the plugin shut down, and ${still.length ? `could not all be killed (${describeProcesses(still)})` : `${were} killed`}: destroyTask(id, true) must stop the task and everything it started`,
+        );
+      });
+    }
     await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Destroys every task the suite started, best effort: one its driver no longer knows (the
+ * plugin crashed and restarted) is recovered from its handle first, so the driver can stop it.
+ */
+async function destroyAll(driver: DriverClient, started: Map<string, TaskConfig | TaskHandle>): Promise<void> {
+  for (const [id, task] of started) {
+    const destroyed = await driver.destroyTask(id, true).then(
+      () => true,
+      (err: unknown) => err,
+    );
+    if (destroyed instanceof TaskNotFoundError && 'version' in task) {
+      await driver
+        .recoverTask(task)
+        .then(() => driver.destroyTask(id, true))
+        .catch(() => undefined);
+    }
+    started.delete(id);
   }
 }
 

@@ -30,7 +30,8 @@ export async function loadTaskSpec(file: string): Promise<TaskSpec> {
 
 /** Validates a driver config against the driver's schema; paths start at `/config`. */
 export function parseDriverConfig(driver: string, schema: JsonSchema, config: unknown): Record<string, unknown> {
-  return parseWith(compileSchema<Record<string, unknown>>(schema), config, `config for driver "${driver}"`, '/config');
+  const validator = compileSchema<Record<string, unknown>>(schema, `taskConfigSchema() of driver "${driver}"`);
+  return parseWith(validator, config, `config for driver "${driver}"`, '/config');
 }
 
 export interface PrepareOptions {

@@ -19,6 +19,7 @@ import { fillSupervision, type AgentConfig, type PluginEntry } from './agent-con
 import { discover, type Discovery, type PluginCandidate, type PluginSource } from './discovery.js';
 import { guardedEmit } from './guarded-emit.js';
 import { PluginInstance, type PluginState } from './plugin-instance.js';
+import type { WorkerProbe } from './protocol.js';
 
 export interface PluginLoaderOptions {
   /** A validated agent config (see parseAgentConfig / loadAgentConfig). */
@@ -33,6 +34,8 @@ export interface PluginLoaderOptions {
    */
   only?: { names?: readonly string[]; types?: readonly PluginType[] };
   logger?: Logger;
+  /** What the conformance suite asks of every plugin's worker (see WorkerProbe). */
+  probe?: WorkerProbe;
 }
 
 export interface LoaderEvents {
@@ -64,6 +67,7 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
   readonly #builtinDirs: readonly string[] | undefined;
   readonly #extraDirs: readonly string[] | undefined;
   readonly #only: PluginLoaderOptions['only'];
+  readonly #probe: WorkerProbe | undefined;
   readonly #log: Logger;
   readonly #instances = new Map<string, PluginInstance>();
   readonly #candidates = new Map<string, PluginCandidate>();
@@ -80,6 +84,7 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
     this.#builtinDirs = options.builtinDirs;
     this.#extraDirs = options.extraDirs;
     this.#only = options.only;
+    this.#probe = options.probe;
     this.#log = options.logger ?? pino({ level: options.config.logLevel ?? 'warn' }, pino.destination(2));
   }
 
@@ -191,6 +196,7 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
       config: entry?.config,
       dataDir: this.config.dataDir,
       supervision: fillSupervision(this.config.supervision, entry?.supervision),
+      ...(this.#probe ? { probe: this.#probe } : {}),
     });
     const name = candidate.name;
     const log = this.#log.child({ plugin: name });
@@ -221,6 +227,12 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
       guardedEmit(this, this.#log, 'failed', name, error);
     });
     instance.on('output', (stream, line) => log.info({ stream }, line));
+    instance.on('unsettled', (method, kind, cancelledMs) => {
+      log.warn(
+        { method, kind, cancelledMs },
+        `${method}() was cancelled ${(cancelledMs / 1000).toFixed(1)}s ago and the plugin has not settled it: it ignores its AbortSignal (pass the signal on, or listen for its 'abort' event); reported once per method`,
+      );
+    });
     this.#instances.set(name, instance);
     return instance;
   }
@@ -236,7 +248,12 @@ export function needsConfig(
   entry: PluginEntry | undefined,
   schema: JsonSchema | null,
 ): boolean {
-  return candidate.source === 'builtin' && entry === undefined && schema !== null && !compileSchema(schema)({}).ok;
+  if (candidate.source !== 'builtin' || entry !== undefined || schema === null) return false;
+  try {
+    return !compileSchema(schema)({}).ok;
+  } catch {
+    return false; // a schema that does not compile is the plugin's failure to report, not a want of config
+  }
 }
 
 function unknownPluginNames(config: AgentConfig, discovery: Discovery): SchemaIssue[] {

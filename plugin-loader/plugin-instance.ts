@@ -24,6 +24,7 @@ import { compileSchema, parseWith, type JsonSchema } from '../shared/schema.js';
 import type { FilledSupervision } from './agent-config.js';
 import { backoff } from './backoff.js';
 import { PluginWorker, type CallOptions, type StreamOptions } from './plugin-worker.js';
+import type { WorkerDiagnostics, WorkerProbe } from './protocol.js';
 
 export type PluginState = 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
 
@@ -38,6 +39,18 @@ export interface PluginInstanceOptions {
   supervision: FilledSupervision;
   /** Lines of plugin output kept for crash reports. */
   outputLines?: number;
+  /** What the conformance suite asks of the worker (see WorkerProbe). */
+  probe?: WorkerProbe;
+  /** After how long a cancelled call that has not settled is reported (`unsettled`); default 5 s. */
+  unsettledAfterMs?: number;
+}
+
+export interface CloseOptions {
+  /**
+   * Runs after shutdown() returned (or its deadline passed) and before the worker is
+   * terminated, with the worker still up: the conformance suite looks at what it left there.
+   */
+  afterShutdown?: (worker: { diagnostics(): Promise<WorkerDiagnostics> }) => Promise<void>;
 }
 
 export interface PluginInstanceEvents {
@@ -52,10 +65,12 @@ export interface PluginInstanceEvents {
   failed: [error: TaskhostError];
   /** A line the plugin printed. */
   output: [stream: 'stdout' | 'stderr', line: string];
+  /** A cancelled call of `method` had not settled `cancelledMs` later (once per method, across restarts). */
+  unsettled: [method: string, kind: 'call' | 'stream', cancelledMs: number];
 }
 
 /** Errors that no restart can fix: fail at once instead of retrying. */
-const permanent = new Set(['PLUGIN_LOAD_FAILED', 'INVALID_CONFIG', 'INVALID_MANIFEST', 'API_VERSION_MISMATCH']);
+const permanent = new Set(['PLUGIN_LOAD_FAILED', 'INVALID_CONFIG', 'INVALID_SCHEMA', 'INVALID_MANIFEST', 'API_VERSION_MISMATCH']);
 
 export class PluginInstance extends EventEmitter<PluginInstanceEvents> {
   readonly name: string;
@@ -78,6 +93,7 @@ export class PluginInstance extends EventEmitter<PluginInstanceEvents> {
   #output: string[] = [];
   #partial = { stdout: '', stderr: '' };
   #everStarted = false;
+  readonly #unsettled = new Set<string>();
   #starting: Promise<void> | undefined;
 
   constructor(options: PluginInstanceOptions) {
@@ -179,8 +195,19 @@ export class PluginInstance extends EventEmitter<PluginInstanceEvents> {
     await this.#attempt();
   }
 
+  /**
+   * Asks the running worker what only it can see (see PluginWorker.diagnostics): unsettled
+   * calls and streams, and its active resources.
+   */
+  diagnostics(timeoutMs?: number): Promise<WorkerDiagnostics> {
+    if (this.#state !== 'running' || !this.#worker) {
+      return Promise.reject(new PluginShutdownError(`plugin "${this.name}" is ${this.#state}, not running`));
+    }
+    return this.#worker.diagnostics(timeoutMs);
+  }
+
   /** Calls shutdown() with the deadline, then terminates the worker. Idempotent. */
-  async close(): Promise<void> {
+  async close(options: CloseOptions = {}): Promise<void> {
     if (this.#state === 'stopped') return;
     const worker = this.#worker;
     const wasRunning = this.#state === 'running';
@@ -192,6 +219,7 @@ export class PluginInstance extends EventEmitter<PluginInstanceEvents> {
       const timedOut = new Promise((resolve) => deadline.addEventListener('abort', resolve, { once: true }));
       await Promise.race([worker.call('shutdown', [], {}).catch(() => undefined), timedOut]);
     }
+    if (worker && wasRunning && options.afterShutdown) await options.afterShutdown(worker);
     await worker?.close();
   }
 
@@ -227,9 +255,16 @@ export class PluginInstance extends EventEmitter<PluginInstanceEvents> {
       manifest: this.#options.manifest,
       heapMB: this.#sup.heapMB,
       concurrency: this.#sup.concurrency,
+      probe: this.#options.probe,
+      unsettledAfterMs: this.#options.unsettledAfterMs,
     });
     this.#worker = worker;
     worker.on('output', (stream, text) => this.#collect(stream, text));
+    worker.on('unsettled', (method, kind, ms) => {
+      if (this.#unsettled.has(method)) return;
+      this.#unsettled.add(method);
+      this.emit('unsettled', method, kind, ms);
+    });
     try {
       await withDeadline(this.#startup(worker), this.#sup.startTimeoutMs, () =>
         worker.kill(
@@ -385,7 +420,7 @@ export function validatePluginConfig(name: string, schema: JsonSchema | null, co
     const issue = { path: '', message: `plugin "${name}" takes no config: remove its "config" key` };
     throw new InvalidConfigError(issue.message, { details: { errors: [issue] } });
   }
-  return parseWith(compileSchema(schema), config ?? {}, `config of plugin "${name}"`);
+  return parseWith(compileSchema(schema, `configSchema() of plugin "${name}"`), config ?? {}, `config of plugin "${name}"`);
 }
 
 async function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => Promise<void>): Promise<T> {

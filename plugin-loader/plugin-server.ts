@@ -2,7 +2,8 @@
  * The worker side of the protocol: loads one plugin and serves calls and streams for it.
  * Kept free of worker_threads globals so tests can drive it in-process over a MessageChannel,
  * and free of heavy imports (ajv, TypeBox) so a worker starts fast: the host checks what
- * `load` returns (see verify-plugin.ts).
+ * `load` returns (see verify-plugin.ts). Every reply is checked before piscina posts it: one
+ * that cannot cross (see wire-problem.ts) fails its own call, never the worker.
  */
 import type { MessagePort } from 'node:worker_threads';
 import { NotImplementedError, PluginError, PluginLoadError, PluginShutdownError, toErrorData } from '../shared/errors.js';
@@ -17,29 +18,43 @@ import type {
   StreamControl,
   StreamMessage,
   StreamRequest,
+  WorkerDiagnostics,
   WorkerMessage,
 } from './protocol.js';
+import { CallRegistry } from './call-registry.js';
+import { wireError } from './wire-problem.js';
+import { WorkerResources } from './worker-resources.js';
 
 type Plugin = BasePlugin & Record<string, unknown>;
 
 export class PluginServer {
   #plugin: Plugin | undefined;
   #control: MessagePort | undefined;
-  readonly #calls = new Map<number, AbortController>();
+  readonly #calls = new CallRegistry();
+  readonly #resources = new WorkerResources();
+  #beforeImport: Record<string, number> = {};
 
-  /** Long-lived control channel: pings, cancellations, and plugin output back to the host. */
-  session({ port }: SessionRequest): Promise<void> {
+  /**
+   * Long-lived control channel: pings, cancellations, diagnostics, and plugin output back to
+   * the host. It opens before the plugin is imported, so it takes the resource baseline.
+   */
+  session({ port, trackTimers }: SessionRequest): Promise<void> {
     this.#control = port;
-    return new Promise((resolve) => {
+    if (trackTimers) this.#resources.trackTimers();
+    const closed = new Promise<void>((resolve) => {
       port.on('message', (msg: ControlMessage) => {
         if (msg.type === 'ping') this.#send({ type: 'pong', seq: msg.seq });
-        else if (msg.type === 'cancel') this.#calls.get(msg.id)?.abort(new Error('cancelled by the host'));
+        else if (msg.type === 'cancel') this.#calls.cancel(msg.id);
+        else if (msg.type === 'diagnose') this.#send({ type: 'diagnostics', seq: msg.seq, report: this.diagnostics() });
         else if (msg.type === 'close') {
           port.close();
           resolve();
         }
       });
     });
+    // Taken once this port listens, so the baseline holds all of the worker's own ports.
+    this.#beforeImport = this.#resources.count();
+    return closed;
   }
 
   /** Sends what the plugin writes to stdout/stderr to the host instead of the terminal. */
@@ -78,9 +93,19 @@ export class PluginServer {
     }
   }
 
-  async call({ id, method, args }: CallRequest): Promise<Envelope<unknown>> {
-    const controller = new AbortController();
-    this.#calls.set(id, controller);
+  /** Runs a plugin method; a reply that cannot cross to the host is refused here, naming its bad value. */
+  async call(request: CallRequest): Promise<Envelope<unknown>> {
+    const early = this.#calls.cancelledBeforeStart(request.id, request.method);
+    if (early) return { ok: false, error: toErrorData(early) };
+    // Under the call's name, so the timers it creates can be traced back to it (conformance only).
+    const envelope = await this.#resources.run(request.method, () => this.#invoke(request));
+    if (!envelope.ok) return envelope;
+    const refused = wireError(request.method, 'returned a value', envelope.value);
+    return refused ? { ok: false, error: toErrorData(refused) } : envelope;
+  }
+
+  async #invoke({ id, method, args }: CallRequest): Promise<Envelope<unknown>> {
+    const controller = this.#calls.begin(id, 'call', method);
     try {
       const value = await this.#method(method).apply(this.#plugin, [...args, controller.signal]);
       return { ok: true, value };
@@ -92,13 +117,17 @@ export class PluginServer {
   }
 
   /** Pumps a plugin's AsyncIterable to the port, never more items than the host has credited. */
-  async stream({ method, args, port, credit: initial, json }: StreamRequest): Promise<void> {
-    const controller = new AbortController();
+  stream(request: StreamRequest): Promise<void> {
+    return this.#resources.run(request.method, () => this.#pump(request));
+  }
+
+  async #pump({ id, method, args, port, credit: initial, json }: StreamRequest): Promise<void> {
+    const controller = this.#calls.begin(id, 'stream', method);
     let credit = initial;
     let wake: (() => void) | undefined;
     port.on('message', (msg: StreamControl) => {
       if (msg.type === 'credit') credit += msg.n;
-      else controller.abort(new Error('cancelled by the host'));
+      else this.#calls.cancel(id);
       wake?.();
     });
     const post = (msg: StreamMessage) => port.postMessage(msg);
@@ -114,6 +143,8 @@ export class PluginServer {
         while (credit <= 0 && !controller.signal.aborted) await new Promise<void>((r) => (wake = r));
         if (controller.signal.aborted) break;
         credit--;
+        const refused = wireError(method, 'yielded an item', value);
+        if (refused) throw refused;
         post(json ? { type: 'item', json: toJson(method, value) } : { type: 'item', value });
       }
       if (!controller.signal.aborted) post({ type: 'end' });
@@ -121,7 +152,19 @@ export class PluginServer {
       if (!controller.signal.aborted) post({ type: 'error', error: toErrorData(err) });
     } finally {
       port.close();
+      this.#calls.delete(id);
     }
+  }
+
+  /** What only the worker can see: unsettled calls and streams, and the thread's active resources. */
+  diagnostics(): WorkerDiagnostics {
+    return {
+      inFlight: this.#calls.inFlight(),
+      resources: this.#resources.count(),
+      resourcesBeforeImport: this.#beforeImport,
+      timersTracked: this.#resources.timersTracked,
+      timers: this.#resources.timers(),
+    };
   }
 
   #method(name: string): (...args: unknown[]) => unknown {

@@ -6,7 +6,7 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { EventEmitter } from 'eventemitter3';
 import { Piscina } from 'piscina';
-import { CancelledError, PluginCrashedError, PluginError, PluginShutdownError, fromErrorData } from '../shared/errors.js';
+import { CancelledError, PluginCrashedError, PluginError, PluginShutdownError, TimeoutError, fromErrorData } from '../shared/errors.js';
 import type { PluginManifest } from '../shared/plugin.js';
 import type {
   CallRequest,
@@ -14,11 +14,14 @@ import type {
   Envelope,
   LoadRequest,
   LoadResult,
+  SessionRequest,
   StreamControl,
   StreamMessage,
   StreamRequest,
   WorkerBoot,
+  WorkerDiagnostics,
   WorkerMessage,
+  WorkerProbe,
 } from './protocol.js';
 import { verifyPlugin } from './verify-plugin.js';
 
@@ -32,12 +35,21 @@ export interface PluginWorkerOptions {
   heapMB: number;
   /** How many calls and streams may be in flight at once. */
   concurrency: number;
+  /** What the conformance suite asks of the worker (see WorkerProbe). */
+  probe?: WorkerProbe | undefined;
+  /** After how long a cancelled call that has not settled is reported (`unsettled`); default 5 s. */
+  unsettledAfterMs?: number | undefined;
 }
 
 export interface PluginWorkerEvents {
   /** The thread died; `inFlight` calls and streams were settled with `error`. */
   exit: [error: PluginCrashedError, inFlight: number];
   output: [stream: 'stdout' | 'stderr', text: string];
+  /**
+   * A call or stream of `method` was cancelled `cancelledMs` ago and the plugin has not settled
+   * it: it ignores its AbortSignal. Sent once per method per worker.
+   */
+  unsettled: [method: string, kind: 'call' | 'stream', cancelledMs: number];
 }
 
 export interface CallOptions {
@@ -72,6 +84,10 @@ export class PluginWorker extends EventEmitter<PluginWorkerEvents> {
   readonly #control: MessagePort;
   readonly #pending = new Map<number, (err: Error) => void>();
   readonly #pings = new Map<number, (err?: Error) => void>();
+  readonly #diagnoses = new Map<number, (err: Error | undefined, report?: WorkerDiagnostics) => void>();
+  /** Methods with a cancelled call being watched, and their timer; methods already reported. */
+  readonly #watches = new Map<string, NodeJS.Timeout>();
+  readonly #reported = new Set<string>();
   #nextId = 1;
   #exit: PluginCrashedError | undefined;
   #closed = false;
@@ -91,15 +107,18 @@ export class PluginWorker extends EventEmitter<PluginWorkerEvents> {
       recordTiming: false,
       // Not the host's flags: its loaders (tap, ts-node, --inspect) have no business in a plugin.
       execArgv: process.execArgv.filter((a) => a === '--enable-source-maps'),
+      ...(options.probe?.env ? { env: { ...process.env, ...options.probe.env } } : {}),
     });
     this.#pool.on('error', (err: unknown) => this.#died(err));
     const { port1, port2 } = new MessageChannel();
     this.#control = port1;
     port1.on('message', (msg: WorkerMessage) => {
       if (msg.type === 'pong') this.#pings.get(msg.seq)?.();
+      else if (msg.type === 'diagnostics') this.#diagnoses.get(msg.seq)?.(undefined, msg.report);
       else this.emit('output', msg.stream, msg.text);
     });
-    this.#pool.run({ port: port2 }, { name: 'session', transferList: [port2] }).then(
+    const session: SessionRequest = { port: port2, ...(options.probe?.trackTimers ? { trackTimers: true } : {}) };
+    this.#pool.run(session, { name: 'session', transferList: [port2] }).then(
       () => this.#died(new Error('the plugin session ended')),
       (err: unknown) => this.#died(err),
     );
@@ -138,6 +157,7 @@ export class PluginWorker extends EventEmitter<PluginWorkerEvents> {
       if (signal) {
         onAbort = () => {
           this.#post({ type: 'cancel', id });
+          this.#watch(method);
           done();
           reject(cancelled(method, signal));
         };
@@ -185,6 +205,7 @@ export class PluginWorker extends EventEmitter<PluginWorkerEvents> {
     const cancel = (err?: Error) => {
       if (finished) return;
       port1.postMessage({ type: 'cancel' } satisfies StreamControl);
+      this.#watch(method);
       finish(err);
     };
     const onAbort = signal ? () => cancel(cancelled(method, signal)) : undefined;
@@ -251,6 +272,59 @@ export class PluginWorker extends EventEmitter<PluginWorkerEvents> {
     });
   }
 
+  /**
+   * Asks the worker what only it can see: the calls and streams the plugin has not settled
+   * (cancelled ones too: the host stops waiting for those at once) and the thread's active
+   * resources. Rejects with TimeoutError when the worker does not answer within `timeoutMs`.
+   */
+  diagnostics(timeoutMs = 10_000): Promise<WorkerDiagnostics> {
+    if (this.#exit) return Promise.reject(this.#exit);
+    if (this.#closed) return Promise.reject(this.#shutdownError());
+    const seq = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#diagnoses.delete(seq);
+        reject(new TimeoutError(`plugin "${this.#options.name}" did not answer a diagnostics request within ${timeoutMs}ms`));
+      }, timeoutMs);
+      this.#diagnoses.set(seq, (err, report) => {
+        clearTimeout(timer);
+        this.#diagnoses.delete(seq);
+        if (err) reject(err);
+        else resolve(report!);
+      });
+      this.#post({ type: 'diagnose', seq });
+    });
+  }
+
+  /**
+   * After a cancel, checks (once the grace time has passed) whether the plugin settled what
+   * was cancelled; one that has not is reported once per method: it ignores its signal, and
+   * whatever it holds stays held.
+   */
+  #watch(method: string): void {
+    if (this.#reported.has(method) || this.#watches.has(method)) return;
+    const after = this.#options.unsettledAfterMs ?? 5_000;
+    const look = (delay: number) => {
+      const timer = setTimeout(() => {
+        this.diagnostics().then(
+          (report) => {
+            this.#watches.delete(method);
+            const cancelled = report.inFlight.filter((c) => c.method === method && c.cancelledMs !== undefined);
+            const late = cancelled.find((c) => c.cancelledMs! >= after);
+            if (late && !this.#reported.has(method)) {
+              this.#reported.add(method);
+              this.emit('unsettled', method, late.kind, late.cancelledMs!);
+            } else if (cancelled.length > 0 && !late) look(after - Math.max(...cancelled.map((c) => c.cancelledMs!)));
+          },
+          () => this.#watches.delete(method),
+        );
+      }, delay);
+      timer.unref();
+      this.#watches.set(method, timer);
+    };
+    look(after);
+  }
+
   /** Terminates the thread as a crash: everything in flight settles with `error`. */
   async kill(error: PluginCrashedError): Promise<void> {
     this.#died(error);
@@ -263,6 +337,8 @@ export class PluginWorker extends EventEmitter<PluginWorkerEvents> {
     this.#closed = true;
     const err = this.#shutdownError();
     for (const settle of [...this.#pending.values()]) settle(err);
+    for (const settle of [...this.#diagnoses.values()]) settle(err);
+    this.#stopWatching();
     this.#control.close();
     await this.#pool.destroy();
   }
@@ -296,9 +372,16 @@ export class PluginWorker extends EventEmitter<PluginWorkerEvents> {
     const inFlight = this.#pending.size;
     for (const settle of [...this.#pending.values()]) settle(error);
     for (const settle of [...this.#pings.values()]) settle(error);
+    for (const settle of [...this.#diagnoses.values()]) settle(error);
+    this.#stopWatching();
     this.#control.close();
     void this.#pool.destroy().catch(() => undefined);
     this.emit('exit', error, inFlight);
+  }
+
+  #stopWatching(): void {
+    for (const timer of this.#watches.values()) clearTimeout(timer);
+    this.#watches.clear();
   }
 
   #shutdownError(): PluginShutdownError {

@@ -1,7 +1,7 @@
 /**
  * Host-side checks of what a freshly loaded plugin says about itself, so the worker needs no
- * schema library: required methods, a valid info() that agrees with the manifest, a schema
- * that is an object or null.
+ * schema library: required methods, a valid info() that agrees with the manifest (type, name and
+ * API versions), a schema that is an object or null.
  */
 import { PluginLoadError } from '../shared/errors.js';
 import { PluginInfo, requiredMethods, type PluginManifest } from '../shared/plugin.js';
@@ -22,6 +22,12 @@ export function verifyPlugin(manifest: PluginManifest, loaded: LoadResult): Load
   if (info.name !== manifest.name || info.type !== manifest.type) {
     throw new PluginLoadError(`info() says ${info.type} "${info.name}" but package.json says ${manifest.type} "${manifest.name}"`);
   }
+  // The host negotiates from the manifest before the plugin is loaded: both must say the same.
+  if (!sameVersions(info.apiVersions, manifest.apiVersions)) {
+    throw new PluginLoadError(
+      `info() says apiVersions ${JSON.stringify(info.apiVersions)} but package.json says ${JSON.stringify(manifest.apiVersions)}: list the same API versions in both (the host picks one from package.json before it loads the plugin)`,
+    );
+  }
   const schema = loaded.configSchema ?? null;
   if (schema !== null && (typeof schema !== 'object' || Array.isArray(schema))) {
     throw new PluginLoadError(
@@ -29,4 +35,10 @@ export function verifyPlugin(manifest: PluginManifest, loaded: LoadResult): Load
     );
   }
   return { ...loaded, info, configSchema: schema };
+}
+
+/** The same versions, in any order. */
+function sameVersions(a: readonly string[], b: readonly string[]): boolean {
+  const set = new Set(a);
+  return set.size === new Set(b).size && b.every((v) => set.has(v));
 }

@@ -100,6 +100,28 @@ export class InvalidConfigError extends TaskhostError {
     return (this.details?.errors as SchemaIssue[] | undefined) ?? [];
   }
 }
+/**
+ * A plugin broke its side of the contract in what it returned: a reply that cannot cross the
+ * thread boundary (a function, a ChildProcess, a BigInt, a cycle, a class instance), or a task
+ * handle whose `driverState` does not survive JSON. The message names the JSON path of the
+ * offending value and what to send instead; `details.method` and `details.path` say the same
+ * as data. Only that call fails: the plugin keeps running.
+ */
+export class PluginContractError extends TaskhostError {
+  static override readonly code = 'PLUGIN_CONTRACT';
+}
+/**
+ * A JSON Schema that cannot be compiled (an unknown keyword, a keyword with the wrong kind of
+ * value). `details.errors` lists each problem with its JSON path inside the schema.
+ */
+export class InvalidSchemaError extends TaskhostError {
+  static override readonly code = 'INVALID_SCHEMA';
+
+  /** Each problem with the JSON path (a JSON Pointer into the schema) it is about. */
+  get errors(): SchemaIssue[] {
+    return (this.details?.errors as SchemaIssue[] | undefined) ?? [];
+  }
+}
 /** The plugin does not implement the method it was asked for. */
 export class NotImplementedError extends TaskhostError {
   static override readonly code = 'NOT_IMPLEMENTED';
@@ -155,6 +177,8 @@ const classes: (typeof TaskhostError)[] = [
   InvalidManifestError,
   ApiVersionMismatchError,
   InvalidConfigError,
+  PluginContractError,
+  InvalidSchemaError,
   NotImplementedError,
   CancelledError,
   TimeoutError,

@@ -7,6 +7,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { durationFits } from './duration.js';
 import { InvalidConfigError, type SchemaIssue } from './errors.js';
+import { schemaCompileError } from './schema-compile-error.js';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -37,9 +38,28 @@ const compiledByText = new Map<string, Validator<unknown>>();
 
 /**
  * Compiles a schema once. Objects that declare `properties` but say nothing about
- * `additionalProperties` are closed, so an unknown key is always an error.
+ * `additionalProperties` are closed, so an unknown key is always an error. A schema that does
+ * not compile throws InvalidSchemaError naming each problem's path inside the schema, after
+ * `source` (what the schema is, e.g. `taskConfigSchema()`).
  */
-export function compileSchema<T = unknown>(schema: object): Validator<T> {
+export function compileSchema<T = unknown>(schema: object, source = 'JSON Schema'): Validator<T> {
+  try {
+    return compile<T>(schema);
+  } catch (err) {
+    const closed = closeObjects(schema) as JsonSchema;
+    delete closed.$id;
+    throw schemaCompileError({
+      schema,
+      source,
+      reason: err,
+      known: knownKeywords(),
+      suggest: (word) => closest(word, [...knownKeywords()]),
+      metaIssues: () => (ajv.validateSchema(closed) ? [] : firstPerPath(toIssues(ajv.errors ?? []))),
+    });
+  }
+}
+
+function compile<T>(schema: object): Validator<T> {
   const cached = compiled.get(schema);
   if (cached) return cached as Validator<T>;
   // Schemas that arrive from plugins are fresh objects each time: reuse by content too.
@@ -83,6 +103,20 @@ export function StringEnum<const T extends readonly string[]>(
 /** `/a/b: message` lines, one per issue, `(root)` for the document itself. */
 export function formatIssues(issues: SchemaIssue[]): string[] {
   return issues.map((i) => `${i.path === '' ? '(root)' : i.path}: ${i.message}`);
+}
+
+let known: Set<string> | undefined;
+/** The keywords this validator knows: draft-07's, ajv's (nullable, ...) and ajv-formats'. */
+function knownKeywords(): Set<string> {
+  known ??= new Set(Object.keys(ajv.RULES.keywords));
+  return known;
+}
+
+/** One issue per path: the meta-schema reports a wrong `type` three ways. */
+function firstPerPath(issues: SchemaIssue[]): SchemaIssue[] {
+  const first = new Map<string, SchemaIssue>();
+  for (const issue of issues) if (!first.has(issue.path)) first.set(issue.path, issue);
+  return [...first.values()];
 }
 
 function closeObjects(schema: unknown, insideAllOf = false): unknown {

@@ -29,6 +29,10 @@ const checks = [
   'stats() streams at the interval',
   'stats() samples are valid DeviceStats',
   'stats() reports only fingerprinted devices',
+  'fingerprint() and stats() settle when their signal aborts',
+  'closing its streams leaves no timers or handles behind',
+  'shutdown() leaves no timers or handles behind',
+  'nothing it spawned is left running',
 ];
 
 function byName(report: ConformanceReport): Record<string, { status: string; message?: string }> {
@@ -74,7 +78,7 @@ t.test('nvidia on the fake nvidia-smi passes every check, on the recorded H200 i
   t.same(seen, checks);
   t.match(report, {
     plugin: { name: 'nvidia', version: '0.1.0', apiVersion: '1.0', source: 'builtin', dir: nvidiaDir },
-    passed: 9,
+    passed: 13,
     failed: 0,
     skipped: 0,
   });
@@ -100,7 +104,7 @@ t.test('nvidia passes every check on every recorded nvidia-smi set', async (t) =
       [],
       `${set}: no check failed or skipped`,
     );
-    t.match(report, { passed: 9, failed: 0, skipped: 0 }, `${set}: 9 passed`);
+    t.match(report, { passed: 13, failed: 0, skipped: 0 }, `${set}: 13 passed`);
     t.same([...new Set(runs())].sort(), [`${set}${inventoryQuery}`, `${set}${statsQuery}`], `${set}: both queries answered from it`);
   }
 });
@@ -109,10 +113,10 @@ t.test('taskhost conformance picks the device suite for a device plugin, by name
   const byName = await runCli(['conformance', 'nvidia', '--plugin-config', fakeConfig]);
   t.equal(byName.code, 0, byName.stdout);
   t.match(byName.stdout, /\n {2}ok {4}reserve\(\) of an unknown id is rejected with UNKNOWN_DEVICE \(\d+ms\)\n/);
-  t.match(byName.stdout, /nvidia, version 0\.1\.0, API 1\.0, builtin: 9 passed, 0 failed, 0 skipped\n$/);
+  t.match(byName.stdout, /nvidia, version 0\.1\.0, API 1\.0, builtin: 13 passed, 0 failed, 0 skipped\n$/);
   const byFolder = await runCli(['conformance', broken, '--json']);
   t.equal(byFolder.code, 1);
-  t.match(JSON.parse(byFolder.stdout), { plugin: { name: 'broken-device', source: 'path' }, failed: 5 });
+  t.match(JSON.parse(byFolder.stdout), { plugin: { name: 'broken-device', source: 'path' }, failed: 6 });
   const driver = await runCli(['conformance', 'raw_exec', '--plugin-config', fakeConfig]);
   t.equal(driver.code, 2);
   t.match(driver.stderr, /--plugin-config is for device plugins/);
@@ -137,7 +141,7 @@ t.test('a broken device plugin fails, each failure saying what to fix', async (t
   );
   for (const name of checks.slice(0, 3)) t.equal(got[name]!.status, 'pass', name);
   t.equal(got['stats() samples are valid DeviceStats']!.status, 'pass');
-  t.match(report, { plugin: { name: 'broken-device', source: 'path' }, passed: 4, failed: 5, skipped: 0 });
+  t.match(report, { plugin: { name: 'broken-device', source: 'path' }, passed: 7, failed: 6, skipped: 0 });
   t.equal(
     got['fingerprint() reports valid device groups at once']!.message,
     'attribute "size" of acme/widget/broken has unit "MiB" on a string value: only numbers carry a unit, e.g. { "value": 80, "unit": "GiB" }; ' +
@@ -160,6 +164,10 @@ t.test('a broken device plugin fails, each failure saying what to fix', async (t
   t.equal(
     got['stats() reports only fingerprinted devices']!.message,
     'stats name device "ghost" in acme/widget/broken, which the fingerprint does not list there; report only fingerprinted devices, under their own group',
+  );
+  t.match(
+    got['fingerprint() and stats() settle when their signal aborts']!.message,
+    /^fingerprint\(\) \(a stream\) had not settled 3s after its AbortSignal aborted/,
   );
   const cli = await runCli(['conformance', broken]);
   t.equal(cli.code, 1);
@@ -310,4 +318,27 @@ t.test('the checks behind the messages', async (t) => {
     'devices[0].permissions "rr", which are not cgroup device permissions: use the letters r (read), w (write), m (mknod), each at most once, e.g. "rw"',
   ]);
   t.same(reservationProblems({ envs: {}, mounts: [], devices: [{ taskPath: '/dev/x', hostPath: '/dev/x', permissions: 'mwr' }] }), []);
+});
+
+t.test('a device plugin that ignores its signal, leaks a timer per stream and leaves its helper running is told each', async (t) => {
+  const leaky = fileURLToPath(new URL('../fixtures/device-plugins/leaky-device', import.meta.url));
+  const report = await runDeviceConformance({ target: leaky, logger: quiet });
+  const failed = Object.fromEntries(report.checks.filter((c) => c.status === 'fail').map((c) => [c.name, c.message]));
+  t.same(Object.keys(failed), checks.slice(-4));
+  t.equal(
+    failed['fingerprint() and stats() settle when their signal aborts'],
+    "fingerprint() (a stream) had not settled 3s after its AbortSignal aborted: pass the signal (the last argument) on to what the method waits for, or listen for its 'abort' event and return or throw at once; a cancelled call that never settles keeps its memory, timers and handles for ever",
+  );
+  t.match(
+    failed['closing its streams leaves no timers or handles behind'],
+    /^2 timers \(Timeout, setInterval\) created in stats\(\) still active after every fingerprint\(\) and stats\(\) stream was closed: stop what a stream started when its signal aborts/,
+  );
+  t.match(
+    failed['shutdown() leaves no timers or handles behind'],
+    /^2 timers \(Timeout, setInterval\) created in stats\(\), 1 child process \(ProcessWrap\) still active after shutdown\(\), more than the worker held before the plugin was imported: stop them in shutdown\(\)/,
+  );
+  t.match(
+    failed['nothing it spawned is left running'],
+    /^pid \d+ \(sleep 300\), started by the plugin, was still running after it shut down, and was killed: stop what you spawn in shutdown\(\)/,
+  );
 });

@@ -147,3 +147,32 @@ t.test('agent config: defaults, and supervision layered agent-wide then per plug
     /\/supervision\/livenessInterval: must be a duration: a number and a unit/,
   );
 });
+
+t.test('a cancelled call the plugin never settles is logged as a warning, once per method', async (t) => {
+  const lines: { level: number; msg: string; method?: string }[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) });
+  const config = parseAgentConfig({
+    pluginDir: path.join(tmpdir(), 'taskhost-no-plugins'),
+    dataDir: mkdtempSync(path.join(tmpdir(), 'taskhost-data-')),
+  });
+  const ignoresAbort = fileURLToPath(new URL('../fixtures/conformance/ignores-abort', import.meta.url));
+  const l = new PluginLoader({ config, logger, builtinDirs: [], extraDirs: [ignoresAbort] });
+  t.teardown(() => l.close());
+  await l.start();
+  for (let i = 0; i < 2; i++) {
+    const stop = new AbortController();
+    const stream = l.get('ignores-abort').stream('fingerprint', [], { signal: stop.signal })[Symbol.asyncIterator]();
+    await stream.next();
+    stop.abort();
+    await t.rejects(stream.next(), { code: 'CANCELLED' }, 'the host stops waiting at once');
+  }
+  // The host checks 5 s after the cancel; wait well past that on a busy machine.
+  const deadline = Date.now() + 30_000;
+  while (!lines.some((l) => l.method === 'fingerprint') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const warned = lines.filter((l) => l.method === 'fingerprint');
+  t.equal(warned.length, 1, 'once, however often it happens');
+  t.match(warned[0], {
+    level: 40,
+    msg: /^fingerprint\(\) was cancelled \d+\.\ds ago and the plugin has not settled it: it ignores its AbortSignal \(pass the signal on, or listen for its 'abort' event\); reported once per method$/,
+  });
+});

@@ -79,6 +79,11 @@ t.test('the host verifies what a plugin says about itself', async (t) => {
     ],
     ['modules/wrong-name.js', 'wrong-name', /info\(\) says driver "someone-else" but package.json says driver "wrong-name"/],
     ['modules/bad-schema.js', 'bad-schema', /configSchema\(\) must return a JSON Schema object or null, got string/],
+    [
+      'modules/wrong-api-versions.js',
+      'wrong-api-versions',
+      /^info\(\) says apiVersions \["1\.0","2\.0"\] but package\.json says \["1\.0"\]: list the same API versions in both/,
+    ],
   ];
   for (const [file, name, message] of cases) {
     const { result } = await loaded(file, name);
@@ -146,7 +151,7 @@ t.test('a stream sends items, then end', async (t) => {
   t.same(await done, [{ type: 'item', value: 0 }, { type: 'item', value: 1 }, { type: 'item', value: 2 }, { type: 'end' }]);
 });
 
-t.test('a JSON stream sends each item as JSON text, and fails on an item JSON cannot carry', async (t) => {
+t.test('a JSON stream sends each item as JSON text, and fails on an item that cannot cross', async (t) => {
   const { server } = await loaded('plugins/good/index.js', 'good');
   const run = async (list: unknown[]) => {
     const { port1, port2 } = new MessageChannel();
@@ -154,15 +159,19 @@ t.test('a JSON stream sends each item as JSON text, and fails on an item JSON ca
     await server.stream({ id: 1, method: 'items', args: [list], port: port2, credit: 10, json: true });
     return done;
   };
-  t.same(await run([{ a: 1, gone: undefined }, new Date(0), undefined]), [
+  t.same(await run([{ a: 1, gone: undefined }, undefined]), [
     { type: 'item', json: '{"a":1}' },
-    { type: 'item', json: '"1970-01-01T00:00:00.000Z"' },
     { type: 'item', json: 'null' },
     { type: 'end' },
   ]);
   const [first, last] = await run([{ ok: true }, { n: 1n }]);
   t.same(first, { type: 'item', json: '{"ok":true}' }, 'what came before the bad item was sent');
-  t.match(last, { type: 'error', error: { code: 'PLUGIN_ERROR', message: /^items\(\) yielded an item that is not JSON: .*BigInt/ } });
+  t.match(last, {
+    type: 'error',
+    error: { code: 'PLUGIN_CONTRACT', message: /^items\(\) yielded an item that cannot cross to the host: \/n is a BigInt/ },
+  });
+  const [date] = await run([{ at: new Date(0) }]);
+  t.match(date, { type: 'error', error: { message: /\/at is a Date: send date\.toISOString\(\)/ } });
 });
 
 t.test('a stream never runs ahead of its credit', async (t) => {
@@ -222,4 +231,104 @@ t.test('stream errors arrive as data; non-iterables and sync iterables are handl
     ['item', 'item', 'item', 'end'],
   );
   t.match((await run('missing'))[0], { type: 'error', error: { code: 'NOT_IMPLEMENTED' } });
+});
+
+t.test('a reply that cannot cross is an error for that call alone, naming the path of the bad value', async (t) => {
+  const { server } = await loaded('modules/misbehaves.js', 'misbehaves');
+  const cases: [string, RegExp][] = [
+    ['function', /is a function \(function\): send data, not code/],
+    ['bigint', /is a BigInt \(18446744073709551616n\): send a number/],
+    ['symbol', /is a symbol \(Symbol\(s\)\): send a string/],
+    ['map', /is a Map: send a plain object \(Object\.fromEntries\(map\)\)/],
+    ['set', /is a Set: send an array/],
+    ['date', /is a Date: send date\.toISOString\(\)/],
+    ['point', /is a Point \(a class instance\): send a plain object/],
+    ['buffer', /is a Buffer: send a string/],
+    ['error', /is an Error \(boom\): throw it, or send its message/],
+    ['child', /is a ChildProcess: send what the host needs to find it again \(its pid\)/],
+  ];
+  for (const [kind, what] of cases) {
+    const result = await server.call({ id: 1, method: 'reply', args: [kind] });
+    t.match(result, { ok: false, error: { code: 'PLUGIN_CONTRACT', details: { method: 'reply', path: '/deep/list/1' } } }, kind);
+    if (!result.ok) {
+      t.match(result.error.message, /^reply\(\) returned a value that cannot cross to the host: \/deep\/list\/1 is /, kind);
+      t.match(result.error.message, what, kind);
+    }
+  }
+  const cycle = await server.call({ id: 2, method: 'reply', args: ['cycle'] });
+  t.match(cycle, { ok: false, error: { details: { path: '/deep/list/1/self' }, message: /is a cycle \(it contains itself\)/ } });
+  const fine = await server.call({ id: 3, method: 'fine', args: [] });
+  t.ok(fine.ok, 'shared objects, null-prototype objects, holes and NaN cross');
+  t.same(await server.call({ id: 4, method: 'deep', args: [150] }).then((r) => r.ok), true);
+  t.match(await server.call({ id: 5, method: 'deep', args: [250] }), { ok: false, error: { message: /is nested deeper than 200 levels/ } });
+  t.same(await server.call({ id: 6, method: 'reply', args: ['none'] }), { ok: true, value: { ok: true, deep: { list: [0, undefined] } } });
+});
+
+t.test('diagnostics list what the plugin has not settled, and a cancel that overtakes its call still aborts it', async (t) => {
+  const { server } = await loaded('modules/misbehaves.js', 'misbehaves');
+  const { port1, port2 } = new MessageChannel();
+  const session = server.session({ port: port2 });
+  const ignored = server.call({ id: 10, method: 'ignoresAbort', args: [] });
+  const { port1: streamHost, port2: streamWorker } = new MessageChannel();
+  streamHost.on('message', () => undefined);
+  void server.stream({ id: 11, method: 'ignoresAbortStream', args: [], port: streamWorker, credit: 10 });
+  port1.postMessage({ type: 'cancel', id: 10 });
+  streamHost.postMessage({ type: 'cancel' });
+  // The cancel of call 12 arrives before the call itself.
+  port1.postMessage({ type: 'cancel', id: 12 });
+  await sleep(50);
+  const honoured = await server.call({ id: 12, method: 'honoursAbort', args: [] });
+  t.match(
+    honoured,
+    { ok: false, error: { code: 'CANCELLED', message: 'honoursAbort() was cancelled before it started' } },
+    'a call whose cancel came first never reaches the plugin',
+  );
+  const report = server.diagnostics();
+  t.match(report.inFlight, [
+    { id: 10, kind: 'call', method: 'ignoresAbort', cancelledMs: Number },
+    { id: 11, kind: 'stream', method: 'ignoresAbortStream', cancelledMs: Number },
+  ]);
+  t.equal(report.inFlight.length, 2, 'what settled is gone');
+  // A cancel for a call that already settled is forgotten, not kept for later.
+  port1.postMessage({ type: 'cancel', id: 3 });
+  await sleep(20);
+  t.same((await server.call({ id: 3, method: 'fine', args: [] })).ok, true);
+  // The same, asked over the session port.
+  const answer = new Promise<WorkerMessage>((resolve) => port1.once('message', resolve));
+  port1.postMessage({ type: 'diagnose', seq: 99 });
+  t.match(await answer, { type: 'diagnostics', seq: 99, report: { inFlight: [{ id: 10 }, { id: 11 }], timersTracked: false } });
+  port1.postMessage({ type: 'close' });
+  await session;
+  port1.close();
+  streamHost.close();
+  void ignored;
+});
+
+t.test('with timers followed, each pending timer is listed with the call or stream that made it', async (t) => {
+  const { server } = await loaded('modules/misbehaves.js', 'misbehaves');
+  const { port1, port2 } = new MessageChannel();
+  const session = server.session({ port: port2, trackTimers: true });
+  await server.call({ id: 1, method: 'leakTimer', args: [true] });
+  const { port1: streamHost, port2: streamWorker } = new MessageChannel();
+  streamHost.on('message', () => undefined);
+  void server.stream({ id: 2, method: 'ignoresAbortStream', args: [], port: streamWorker, credit: 10 });
+  await sleep(20);
+  const report = server.diagnostics();
+  t.equal(report.timersTracked, true);
+  t.match(
+    report.timers.filter((x) => x.origin === 'leakTimer'),
+    [{ origin: 'leakTimer', repeats: true, delayMs: 60_000, ref: false }],
+  );
+  t.match(report.inFlight, [{ id: 2, kind: 'stream', method: 'ignoresAbortStream' }]);
+  await server.call({ id: 3, method: 'clearTimers', args: [] });
+  await sleep(20);
+  t.same(
+    server.diagnostics().timers.filter((x) => x.origin === 'leakTimer'),
+    [],
+    'a cleared timer is gone',
+  );
+  port1.postMessage({ type: 'close' });
+  await session;
+  port1.close();
+  streamHost.close();
 });

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import t from 'tap';
 import { formatDuration, parseDuration } from '../../shared/duration.js';
-import { InvalidConfigError } from '../../shared/errors.js';
+import { InvalidConfigError, InvalidSchemaError } from '../../shared/errors.js';
 import { closest, compileSchema, formatIssues, parseWith, StringEnum } from '../../shared/schema.js';
 
 const Server = Type.Object({
@@ -128,4 +128,49 @@ t.test('durations: parse what people write, refuse the rest with a hint', async 
   t.equal(formatDuration(120_000), '2m');
   t.equal(formatDuration(599_500), '10m');
   t.equal(formatDuration(59_960), '1m');
+});
+
+t.test('a schema that does not compile names each problem’s path inside it, once, with a did-you-mean', async (t) => {
+  const typo = { type: 'object', properties: { seconds: { type: 'number', minimun: 0 } }, requird: ['seconds'] };
+  const err = t.throws(() => compileSchema(typo, 'taskConfigSchema()')) as InvalidSchemaError;
+  t.ok(err instanceof InvalidSchemaError);
+  t.equal(err.code, 'INVALID_SCHEMA');
+  t.equal(
+    err.message,
+    'taskConfigSchema() /properties/seconds/minimun: unknown keyword (did you mean "minimum"?); taskConfigSchema() /requird: unknown keyword (did you mean "required"?)',
+  );
+  t.same(err.errors, [
+    { path: '/properties/seconds/minimun', message: 'unknown keyword (did you mean "minimum"?)' },
+    { path: '/requird', message: 'unknown keyword (did you mean "required"?)' },
+  ]);
+  // Subschemas in lists and maps, escaped keys, and a word too far from any keyword.
+  const nested = {
+    anyOf: [{ type: 'object', properties: { 'a/b': { type: 'string', maxLenght: 3 } } }],
+    definitions: { d: { zzzzqq: 1 } },
+  };
+  t.match(
+    t.throws(() => compileSchema(nested)),
+    {
+      message:
+        'JSON Schema /anyOf/0/properties/a~1b/maxLenght: unknown keyword (did you mean "maxLength"?); JSON Schema /definitions/d/zzzzqq: unknown keyword',
+    },
+  );
+  // A known keyword with a wrong value, and ajv's own complaints, keep their place too.
+  t.match(
+    t.throws(() => compileSchema({ type: 'object', properties: { a: { type: 'strin' } } })),
+    {
+      code: 'INVALID_SCHEMA',
+      message: /^JSON Schema \/properties\/a\/type: must be one of "array", "boolean"/,
+    },
+  );
+  t.match(
+    t.throws(() => compileSchema({ type: 'object', properties: { a: { minimum: 1 } } })),
+    {
+      errors: [{ path: '/properties/a', message: /missing type "number" for keyword "minimum"/ }],
+    },
+  );
+  t.match(
+    t.throws(() => compileSchema({ $ref: '#/definitions/x' })),
+    { errors: [{ path: '', message: /can't resolve reference/ }] },
+  );
 });

@@ -1,6 +1,7 @@
 // The countdown driver with the mistakes driver authors make most, on purpose:
 // a schema that lets anything through, duplicate task ids, a wait that loses fast exits,
-// an inspect that never says "exited", and a destroy that ignores `force`.
+// an inspect that never says "exited", a destroy that ignores `force`, a heartbeat timer per
+// task that destroy forgets, and a fingerprint that does not stop when its signal aborts.
 import countdown from '../countdown/index.js';
 
 export default function brokenDriver() {
@@ -17,6 +18,7 @@ export default function brokenDriver() {
       } catch {
         // not there yet: fine
       }
+      setInterval(() => {}, 1000); // a heartbeat nobody clears
       return good.startTask(config);
     },
     async waitTask(id, signal) {
@@ -26,6 +28,10 @@ export default function brokenDriver() {
         throw new Error(`task ${id} is not running`);
       }
       return good.waitTask(id, signal);
+    },
+    async *fingerprint() {
+      yield { health: 'healthy', healthDescription: 'ready to count', attributes: {} };
+      await new Promise(() => {}); // waits for a change that never comes, deaf to the signal
     },
     inspectTask(id) {
       return { ...good.inspectTask(id), state: 'running' };
