@@ -3,6 +3,7 @@
  * When the thread dies, every call and stream on it settles with a PluginCrashedError and the
  * worker emits `exit` once; restarting is the supervisor's job (a new PluginWorker).
  */
+import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { EventEmitter } from 'eventemitter3';
 import { Piscina } from 'piscina';
@@ -74,6 +75,10 @@ const fromSources = here.endsWith('.ts');
 const boot: WorkerBoot = {
   runtime: new URL(fromSources ? './worker-runtime.ts' : './worker-runtime.js', here).href,
   typescript: fromSources,
+  resolveHooks: new URL('./sdk-resolve-hooks.mjs', here).href,
+  // The host's own SDK entry: what `taskhost/sdk` is to every plugin (see sdk-resolve-hooks.mjs).
+  sdk: new URL(fromSources ? '../shared/index.ts' : '../shared/index.js', here).href,
+  hostManifest: fileURLToPath(new URL(fromSources ? '../package.json' : '../../package.json', here)),
 };
 const workerFile = new URL('./worker.mjs', here).href;
 const callTask = { name: 'call' } as const;

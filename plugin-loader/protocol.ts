@@ -15,6 +15,12 @@ export interface WorkerBoot {
   runtime: string;
   /** Register a TypeScript loader first (running from sources, not from dist/). */
   typescript: boolean;
+  /** file: URL of the resolve hooks that give plugins `taskhost/sdk` (sdk-resolve-hooks.mjs). */
+  resolveHooks: string;
+  /** file: URL of the SDK entry those hooks resolve `taskhost/sdk` to. */
+  sdk: string;
+  /** Path of the host's package.json: its modules are left alone, its version is quoted in errors. */
+  hostManifest: string;
 }
 
 export type Envelope<T> = { ok: true; value: T } | { ok: false; error: ErrorData };

@@ -19,7 +19,7 @@ const manifests = ['drivers', 'devices'].flatMap((top) =>
     .flatMap((d) => ['package.json', 'conformance.json'].map((f) => `${top}/${d.name}/${f}`))
     .filter((file) => existsSync(path.join(root, file))),
 );
-const assets = ['plugin-loader/worker.mjs', ...manifests];
+const assets = ['plugin-loader/worker.mjs', 'plugin-loader/sdk-resolve-hooks.mjs', ...manifests];
 for (const file of assets) {
   mkdirSync(path.dirname(path.join(dist, file)), { recursive: true });
   cpSync(path.join(root, file), path.join(dist, file));

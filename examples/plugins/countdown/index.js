@@ -1,46 +1,26 @@
-// An example third-party driver, in plain JavaScript with no dependencies. Each task counts
-// down `seconds`, appending a line per tick to its stdout file, then exits with `exitCode`.
-// Everything needed to pick a task up again after a restart is in its handle's driverState
-// (the deadline), so recoverTask works even in a brand-new process.
+// An example third-party driver, in plain JavaScript. Each task counts down `seconds`,
+// appending a line per tick to its stdout file, then exits with `exitCode`. Everything needed to
+// pick a task up again after a restart is in its handle's driverState (the deadline), so
+// recoverTask works even in a brand-new process.
 //
-// Errors carry taskhost's error codes (TASK_NOT_FOUND, ...) so the host sees the right class;
-// with `taskhost` installed you would import the classes from 'taskhost/sdk' instead.
+// Its only dependency is the plugin SDK, 'taskhost/sdk', declared in package.json as a peer
+// dependency: the host that loads the plugin provides it, so this folder has no node_modules.
+// The error classes are the host's own, so the host sees the right class for each.
 import { appendFileSync } from 'node:fs';
-import { constants } from 'node:os';
-
-const fail = (code, message) => Object.assign(new Error(message), { code });
-
-/** A tiny fan-out: every taskEvents() stream gets every event emitted after it opened. */
-function eventHub() {
-  const queues = new Set();
-  return {
-    emit(event) {
-      for (const q of queues) {
-        q.items.push(event);
-        q.wake?.();
-      }
-    },
-    async *subscribe(signal) {
-      const q = { items: [] };
-      queues.add(q);
-      const wake = () => q.wake?.();
-      signal.addEventListener('abort', wake, { once: true });
-      try {
-        while (!signal.aborted) {
-          if (q.items.length === 0) await new Promise((r) => (q.wake = r));
-          while (q.items.length && !signal.aborted) yield q.items.shift();
-        }
-      } finally {
-        queues.delete(q);
-        signal.removeEventListener('abort', wake);
-      }
-    },
-  };
-}
+import {
+  CancelledError,
+  EventHub,
+  InvalidConfigError,
+  TaskExistsError,
+  TaskNotFoundError,
+  TaskRunningError,
+  signalExit,
+  signalNumber,
+} from 'taskhost/sdk';
 
 export default function countdownDriver() {
   const tasks = new Map();
-  const events = eventHub();
+  const events = new EventHub();
   let tickMs = 1000;
 
   const event = (task, message) =>
@@ -54,7 +34,7 @@ export default function countdownDriver() {
 
   const get = (id) => {
     const task = tasks.get(id);
-    if (!task) throw fail('TASK_NOT_FOUND', `no task ${id}`);
+    if (!task) throw new TaskNotFoundError(`no task ${id}`);
     return task;
   };
 
@@ -68,8 +48,6 @@ export default function countdownDriver() {
     for (const resolve of task.waiters) resolve(result);
     task.waiters.clear();
   };
-
-  const bySignal = (signal) => ({ exitCode: 128 + (constants.signals[signal] ?? 0), signal, oomKilled: false });
 
   /** Runs (or resumes) a task whose deadline is `state.deadline`. */
   const run = (config, state) => {
@@ -116,7 +94,7 @@ export default function countdownDriver() {
       await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
     },
     startTask(config) {
-      if (tasks.has(config.id)) throw fail('TASK_EXISTS', `task ${config.id} already started`);
+      if (tasks.has(config.id)) throw new TaskExistsError(`task ${config.id} already started`);
       const startedAt = Date.now();
       const state = { startedAt, deadline: startedAt + config.config.seconds * 1000 };
       const task = run(config, state);
@@ -127,19 +105,19 @@ export default function countdownDriver() {
       const task = get(id);
       if (task.result) return task.result;
       return new Promise((resolve, reject) => {
-        const onAbort = () => (task.waiters.delete(done), reject(fail('CANCELLED', 'wait cancelled')));
+        const onAbort = () => (task.waiters.delete(done), reject(new CancelledError('wait cancelled')));
         const done = (result) => (signal.removeEventListener('abort', onAbort), resolve(result));
         task.waiters.add(done);
         signal.addEventListener('abort', onAbort, { once: true });
       });
     },
     stopTask(id, timeoutMs, killSignal) {
-      finish(get(id), bySignal(killSignal ?? 'SIGTERM'));
+      finish(get(id), signalExit(killSignal ?? 'SIGTERM'));
     },
     destroyTask(id, force) {
       const task = get(id);
-      if (!task.result && !force) throw fail('TASK_RUNNING', `task ${id} is running; stop it first or force`);
-      finish(task, bySignal('SIGKILL'));
+      if (!task.result && !force) throw new TaskRunningError(`task ${id} is running; stop it first or force`);
+      finish(task, signalExit('SIGKILL'));
       tasks.delete(id);
     },
     inspectTask(id) {
@@ -173,8 +151,8 @@ export default function countdownDriver() {
     taskEvents: (signal) => events.subscribe(signal),
     signalTask(id, signal) {
       const task = get(id);
-      if (constants.signals[signal] === undefined) throw fail('INVALID_CONFIG', `unknown signal ${signal}`);
-      if (['SIGTERM', 'SIGINT', 'SIGKILL'].includes(signal)) finish(task, bySignal(signal));
+      if (signalNumber(signal) === undefined) throw new InvalidConfigError(`unknown signal ${signal}`);
+      if (['SIGTERM', 'SIGINT', 'SIGKILL'].includes(signal)) finish(task, signalExit(signal));
       else event(task, `received ${signal}`);
     },
     execTask(id, command) {
