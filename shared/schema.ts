@@ -2,9 +2,9 @@
  * Schema helpers: one TypeBox schema gives the TypeScript type and the ajv validator.
  * Validation applies defaults, rejects unknown keys and names every error's JSON path.
  */
+import { createRequire } from 'node:module';
 import { Type, type TUnsafe } from '@sinclair/typebox';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { durationFits } from './duration.js';
 import { InvalidConfigError, type SchemaIssue } from './errors.js';
 import { schemaCompileError } from './schema-compile-error.js';
@@ -25,13 +25,26 @@ export interface Validator<T> {
   readonly inPlace: (data: unknown) => ValidationResult<T>;
 }
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, verbose: true });
-(addFormatsModule as unknown as { default: (a: Ajv) => void }).default(ajv);
-// Durations a timer can hold (see shared/duration.ts); malformed ones are left to the pattern.
-ajv.addFormat('taskhost-duration', { type: 'string', validate: durationFits });
-// `errorMessage: { <keyword>: <message> }` replaces ajv's wording for that keyword's failure, as
-// ajv-errors' object form does: `must match pattern "^(?:\d+..."` tells a person nothing.
-ajv.addKeyword({ keyword: 'errorMessage', schemaType: 'object' });
+let instance: Ajv | undefined;
+/**
+ * The one ajv instance, made on first use: loading ajv costs tens of milliseconds, which a plugin
+ * that imports the SDK and never compiles a schema should not pay (ajv is CommonJS, so a
+ * synchronous require does it and compileSchema stays synchronous).
+ */
+function ajvInstance(): Ajv {
+  if (instance) return instance;
+  const require = createRequire(import.meta.url);
+  const { Ajv } = require('ajv') as typeof import('ajv');
+  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, verbose: true });
+  (require('ajv-formats') as { default: (a: Ajv) => void }).default(ajv);
+  // Durations a timer can hold (see shared/duration.ts); malformed ones are left to the pattern.
+  ajv.addFormat('taskhost-duration', { type: 'string', validate: durationFits });
+  // `errorMessage: { <keyword>: <message> }` replaces ajv's wording for that keyword's failure, as
+  // ajv-errors' object form does: `must match pattern "^(?:\d+..."` tells a person nothing.
+  ajv.addKeyword({ keyword: 'errorMessage', schemaType: 'object' });
+  instance = ajv;
+  return ajv;
+}
 
 const compiled = new WeakMap<object, Validator<unknown>>();
 const compiledByText = new Map<string, Validator<unknown>>();
@@ -54,7 +67,7 @@ export function compileSchema<T = unknown>(schema: object, source = 'JSON Schema
       reason: err,
       known: knownKeywords(),
       suggest: (word) => closest(word, [...knownKeywords()]),
-      metaIssues: () => (ajv.validateSchema(closed) ? [] : firstPerPath(toIssues(ajv.errors ?? []))),
+      metaIssues: () => (ajvInstance().validateSchema(closed) ? [] : firstPerPath(toIssues(ajvInstance().errors ?? []))),
     });
   }
 }
@@ -71,7 +84,7 @@ function compile<T>(schema: object): Validator<T> {
   }
   const closed = closeObjects(schema) as JsonSchema;
   delete closed.$id; // ajv refuses a second schema with the same $id
-  const fn: ValidateFunction = ajv.compile(closed);
+  const fn: ValidateFunction = ajvInstance().compile(closed);
   const inPlace = (data: unknown): ValidationResult<T> =>
     fn(data) ? { ok: true, value: data as T } : { ok: false, issues: toIssues(fn.errors ?? []) };
   const validator = ((data: unknown) => inPlace(data === undefined ? undefined : structuredClone(data))) as Validator<T>;
@@ -108,7 +121,7 @@ export function formatIssues(issues: SchemaIssue[]): string[] {
 let known: Set<string> | undefined;
 /** The keywords this validator knows: draft-07's, ajv's (nullable, ...) and ajv-formats'. */
 function knownKeywords(): Set<string> {
-  known ??= new Set(Object.keys(ajv.RULES.keywords));
+  known ??= new Set(Object.keys(ajvInstance().RULES.keywords));
   return known;
 }
 
