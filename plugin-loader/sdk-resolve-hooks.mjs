@@ -31,7 +31,7 @@ const manifests = new Map();
 
 function nearestManifest(dir) {
   if (manifests.has(dir)) return manifests.get(dir);
-  let found = null;
+  let found;
   const file = path.join(dir, 'package.json');
   let text;
   try {

@@ -4,6 +4,7 @@
  */
 import { createRequire } from 'node:module';
 import { Type, type TUnsafe } from '@sinclair/typebox';
+import type * as AjvModule from 'ajv';
 import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { durationFits } from './duration.js';
 import { InvalidConfigError, type SchemaIssue } from './errors.js';
@@ -34,7 +35,7 @@ let instance: Ajv | undefined;
 function ajvInstance(): Ajv {
   if (instance) return instance;
   const require = createRequire(import.meta.url);
-  const { Ajv } = require('ajv') as typeof import('ajv');
+  const { Ajv } = require('ajv') as typeof AjvModule;
   const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, verbose: true });
   (require('ajv-formats') as { default: (a: Ajv) => void }).default(ajv);
   // Durations a timer can hold (see shared/duration.ts); malformed ones are left to the pattern.
