@@ -72,7 +72,7 @@ export interface StreamOptions extends CallOptions {
 
 const here = import.meta.url;
 const fromSources = here.endsWith('.ts');
-const boot: WorkerBoot = {
+const boot: Omit<WorkerBoot, 'entry' | 'builtin'> = {
   runtime: new URL(fromSources ? './worker-runtime.ts' : './worker-runtime.js', here).href,
   typescript: fromSources,
   resolveHooks: new URL('./sdk-resolve-hooks.mjs', here).href,
@@ -81,6 +81,8 @@ const boot: WorkerBoot = {
   hostManifest: fileURLToPath(new URL(fromSources ? '../package.json' : '../../package.json', here)),
 };
 const workerFile = new URL('./worker.mjs', here).href;
+/** Where the built-in plugins live: they import the SDK by relative paths, so need no resolve hooks. */
+const builtinDirs = ['../drivers/', '../devices/'].map((dir) => new URL(dir, here).href);
 const callTask = { name: 'call' } as const;
 
 export class PluginWorker extends EventEmitter<PluginWorkerEvents> {
@@ -108,7 +110,7 @@ export class PluginWorker extends EventEmitter<PluginWorkerEvents> {
       atomics: 'disabled',
       concurrentTasksPerWorker: options.concurrency,
       resourceLimits: { maxOldGenerationSizeMb: options.heapMB },
-      workerData: boot,
+      workerData: { ...boot, entry: options.entry, builtin: builtinDirs.some((dir) => options.entry.startsWith(dir)) } satisfies WorkerBoot,
       recordTiming: false,
       // Not the host's flags: its loaders (tap, ts-node, --inspect) have no business in a plugin.
       execArgv: process.execArgv.filter((a) => a === '--enable-source-maps'),

@@ -21,6 +21,10 @@ export interface WorkerBoot {
   sdk: string;
   /** Path of the host's package.json: its modules are left alone, its version is quoted in errors. */
   hostManifest: string;
+  /** file: URL of the plugin's entry module. */
+  entry: string;
+  /** A built-in plugin (drivers/*, devices/* of the host): no resolve hooks. */
+  builtin: boolean;
 }
 
 export type Envelope<T> = { ok: true; value: T } | { ok: false; error: ErrorData };

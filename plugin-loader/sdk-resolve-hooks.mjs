@@ -56,6 +56,13 @@ function nearestManifest(dir) {
 }
 
 const declares = (json, field) => typeof json[field] === 'object' && json[field] !== null && 'taskhost' in json[field];
+const declaresAny = (json) =>
+  declares(json, 'peerDependencies') || declares(json, 'dependencies') || declares(json, 'optionalDependencies');
+
+/** Whether the package.json nearest to `file` (a path) lets it import `taskhost/sdk`. */
+export function declaresTaskhost(file) {
+  return declaresAny(nearestManifest(path.dirname(file))?.json ?? {});
+}
 
 export async function resolve(specifier, context, nextResolve) {
   if (specifier !== 'taskhost/sdk' && specifier !== 'taskhost') return nextResolve(specifier, context);
@@ -74,7 +81,7 @@ export async function resolve(specifier, context, nextResolve) {
     }
   }
   const json = manifest?.json ?? {};
-  if (declares(json, 'peerDependencies') || declares(json, 'dependencies') || declares(json, 'optionalDependencies')) {
+  if (declaresAny(json)) {
     // Through the rest of the chain, so that from sources tsx resolves (and then loads) the .ts entry.
     return nextResolve(sdk, context);
   }
