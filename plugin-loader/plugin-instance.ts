@@ -248,6 +248,8 @@ export class PluginInstance extends EventEmitter<PluginInstanceEvents> {
 
   /** One start attempt; on failure either schedules a restart or fails the plugin. */
   async #attempt(): Promise<void> {
+    // Closed while its data folder was being made: a worker started now would outlive close().
+    if (this.#state === 'stopped') return;
     this.#setState('starting');
     const worker = new PluginWorker({
       name: this.name,
