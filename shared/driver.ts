@@ -3,7 +3,7 @@
  * watches, stops and recovers tasks. Every method may be sync or async. The host always passes
  * every declared argument (undefined for an optional one it has no value for), then an
  * AbortSignal: so `stopTask(id, timeoutMs, killSignal, signal)` gets the signal fourth, never
- * in place of `killSignal`.
+ * in place of `killSignal`. Each method's arity is in method-args.ts.
  */
 import { constants } from 'node:os';
 import { Type, type Static } from '@sinclair/typebox';

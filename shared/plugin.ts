@@ -72,7 +72,10 @@ export const requiredMethods: Record<PluginType, readonly string[]> = {
   device: ['info', 'configSchema', 'setConfig'],
 };
 
-/** Identity helper that gives a plugin object its type in an author's editor. */
+/**
+ * Identity helper that gives a plugin object its type in an author's editor; it checks the base
+ * methods only. defineDriver and defineDevicePlugin check a whole driver or device plugin.
+ */
 export function definePlugin<P extends BasePlugin>(plugin: P): P {
   return plugin;
 }
