@@ -19,7 +19,18 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Type } from '@sinclair/typebox';
-import { ContainerReservation, DeviceFingerprint, DeviceStats, deviceMethods, groupId, units, type DeviceGroup } from '../shared/device.js';
+import {
+  ContainerReservation,
+  DeviceFingerprint,
+  DeviceStats,
+  deviceMethods,
+  groupId,
+  units,
+  type DeviceGroup,
+  type FilledContainerReservation,
+  type FilledDeviceFingerprint,
+  type FilledDeviceStats,
+} from '../shared/device.js';
 import { InvalidConfigError, type TaskhostError } from '../shared/errors.js';
 import { compileSchema, formatIssues, parseWith } from '../shared/schema.js';
 import { parseAgentConfig, type AgentConfig } from '../plugin-loader/agent-config.js';
@@ -63,9 +74,9 @@ const unknownId = 'taskhost-conformance-no-such-device';
 
 const ConformanceFile = Type.Object({ config: Type.Optional(Type.Unknown()) });
 const validateConformanceFile = compileSchema(ConformanceFile);
-const validateFingerprint = compileSchema<DeviceFingerprint>(DeviceFingerprint);
-const validateReservation = compileSchema<ContainerReservation>(ContainerReservation);
-const validateStats = compileSchema<DeviceStats>(DeviceStats);
+const validateFingerprint = compileSchema<FilledDeviceFingerprint>(DeviceFingerprint);
+const validateReservation = compileSchema<FilledContainerReservation>(ContainerReservation);
+const validateStats = compileSchema<FilledDeviceStats>(DeviceStats);
 
 interface ConfigSource {
   config: unknown;

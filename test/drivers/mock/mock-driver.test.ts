@@ -255,11 +255,11 @@ t.test('stopTask ends a task with killSignal, else the task killSignal, else SIG
   t.same(await driver.waitTask(done.id, forever), exited(4));
 });
 
-t.test('stopTask as the host calls it without killSignal: its AbortSignal is not a signal name', async (t) => {
+t.test('stopTask as the host calls it without killSignal (undefined, then the AbortSignal): SIGTERM', async (t) => {
   const driver = createMockDriver();
   const { id } = await started(driver, { runFor: '10m' });
   const asTheHost = driver.stopTask.bind(driver) as (...args: unknown[]) => Promise<void>;
-  await asTheHost(id, 5000, new AbortController().signal);
+  await asTheHost(id, 5000, undefined, new AbortController().signal);
   t.same(await driver.waitTask(id, forever), signalExit('SIGTERM'));
 });
 
