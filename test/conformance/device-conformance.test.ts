@@ -327,7 +327,7 @@ t.test('a device plugin that ignores its signal, leaks a timer per stream and le
   t.same(Object.keys(failed), checks.slice(-4));
   t.equal(
     failed['fingerprint() and stats() settle when their signal aborts'],
-    "fingerprint() (a stream) had not settled 3s after its AbortSignal aborted: pass the signal (the last argument) on to what the method waits for, or listen for its 'abort' event and return or throw at once; a cancelled call that never settles keeps its memory, timers and handles for ever",
+    "fingerprint() (a stream) had not settled 3s after its AbortSignal aborted: pass the signal (the argument after the declared ones) on to what the method waits for, or listen for its 'abort' event and return or throw at once; a cancelled call that never settles keeps its memory, timers and handles for ever",
   );
   t.match(
     failed['closing its streams leaves no timers or handles behind'],
