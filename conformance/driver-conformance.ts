@@ -157,7 +157,7 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
         text = await readFile(path.join(dir ?? '.', 'conformance.json'), 'utf8');
       } catch {
         throw new Miss(
-          `add ${path.join(dir ?? '.', 'conformance.json')} with task configs for longRunning, fastExit and badConfig (see the README)`,
+          `add ${path.join(dir ?? '.', 'conformance.json')} with task configs for longRunning, fastExit and badConfig (see docs/writing-a-driver.md)`,
         );
       }
       scenarios = parseWith(compileSchema<Scenarios>(Scenarios), JSON.parse(text), 'conformance.json');

@@ -48,7 +48,7 @@ export function describeUnsettled(left: readonly InFlight[], boundMs = settleBou
   const list = names.length === 1 ? names[0]! : `${names.slice(0, -1).join(', ')} and ${names.at(-1)!}`;
   return (
     `${list} had not settled ${boundMs / 1000}s after ${names.length === 1 ? 'its' : 'their'} AbortSignal aborted: ` +
-    `pass the signal (the last argument) on to what the method waits for, or listen for its 'abort' event and ` +
+    `pass the signal (the argument after the declared ones) on to what the method waits for, or listen for its 'abort' event and ` +
     `return or throw at once; a cancelled call that never settles keeps its memory, timers and handles for ever`
   );
 }

@@ -17,10 +17,10 @@ import {
   deviceMethods,
   groupId,
   type Attribute,
-  type ContainerReservation,
+  type FilledContainerReservation,
   type Device,
-  type DeviceGroup,
-  type DeviceGroupStats,
+  type FilledDeviceGroup,
+  type FilledDeviceGroupStats,
 } from '../shared/device.js';
 import { InvalidConfigError, PluginLoadError, type PluginCrashedError, type TaskhostError } from '../shared/errors.js';
 import { formatIssues } from '../shared/schema.js';
@@ -73,7 +73,7 @@ export interface DeviceGroupSample {
   id: string;
   plugin: string;
   /** The group's latest stats, or null before the first sample. */
-  stats: DeviceGroupStats | null;
+  stats: FilledDeviceGroupStats | null;
   /** When the latest sample arrived (ISO time), or null. */
   sampledAt: string | null;
   /** How old the latest sample was when the snapshot was taken, or null. */
@@ -93,7 +93,7 @@ export interface DeviceReservation {
   owner: string;
   devices: { group: string; plugin: string; ids: string[] }[];
   /** Every plugin's reservation merged: envs (a later group wins a name), mounts, devices. */
-  reservation: ContainerReservation;
+  reservation: FilledContainerReservation;
 }
 
 export interface DeviceManagerEvents {
@@ -138,8 +138,8 @@ interface Plugin {
   client: DeviceClient;
   health: DevicePluginHealth;
   /** Its last valid fingerprint: the groups it owns, withdrawn or not. */
-  groups: DeviceGroup[];
-  samples: Map<string, { stats: DeviceGroupStats; sampledAt: number }>;
+  groups: FilledDeviceGroup[];
+  samples: Map<string, { stats: FilledDeviceGroupStats; sampledAt: number }>;
   firstFingerprint: Latch;
   firstValid: Latch;
   firstStats: Latch;
@@ -267,7 +267,7 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
     const picks = pickDevices(requests, this.#node, (group, id) => this.#reserved.has(reservedKey(group, id)));
     const keys = picks.flatMap((p) => p.ids.map((id) => reservedKey(p.group.id, id)));
     for (const key of keys) this.#reserved.add(key);
-    let parts: ContainerReservation[];
+    let parts: FilledContainerReservation[];
     try {
       parts = await Promise.all(picks.map((pick) => this.#reserveOn(pick, options.signal)));
     } catch (err) {
@@ -312,7 +312,7 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
     await Promise.all(this.#loops);
   }
 
-  async #reserveOn(pick: DevicePick, signal: AbortSignal | undefined): Promise<ContainerReservation> {
+  async #reserveOn(pick: DevicePick, signal: AbortSignal | undefined): Promise<FilledContainerReservation> {
     const plugin = this.#plugins.get(pick.group.plugin)!;
     const answer = await plugin.client.reserve(pick.ids, { signal });
     const checked = validateReservation(answer);
@@ -494,7 +494,7 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
 }
 
 /** A group as the node shows it: keys in a fixed order, so two equal sets serialise the same. */
-function nodeGroup(plugin: Plugin, group: DeviceGroup): NodeDeviceGroup {
+function nodeGroup(plugin: Plugin, group: FilledDeviceGroup): NodeDeviceGroup {
   const { health, healthDescription } = plugin.health;
   return {
     id: groupId(group),

@@ -4,13 +4,22 @@
  * not list a group twice, reuse a device id, or report a group that another plugin owns: with
  * duplicates, "which device is this?" has no single answer (reference/nomad.md section 7.3).
  */
-import { ContainerReservation, DeviceFingerprint, DeviceStats, groupId, units } from '../shared/device.js';
+import {
+  ContainerReservation,
+  DeviceFingerprint,
+  DeviceStats,
+  groupId,
+  units,
+  type FilledContainerReservation,
+  type FilledDeviceFingerprint,
+  type FilledDeviceStats,
+} from '../shared/device.js';
 import type { SchemaIssue } from '../shared/errors.js';
 import { closest, compileSchema, type ValidationResult } from '../shared/schema.js';
 
-const fingerprintSchema = compileSchema<DeviceFingerprint>(DeviceFingerprint);
-const reservationSchema = compileSchema<ContainerReservation>(ContainerReservation);
-const statsSchema = compileSchema<DeviceStats>(DeviceStats);
+const fingerprintSchema = compileSchema<FilledDeviceFingerprint>(DeviceFingerprint);
+const reservationSchema = compileSchema<FilledContainerReservation>(ContainerReservation);
+const statsSchema = compileSchema<FilledDeviceStats>(DeviceStats);
 
 /**
  * How a message is checked. `owned`: the caller holds the only reference (it just arrived from a
@@ -29,7 +38,7 @@ export function validateFingerprint(
   plugin: string,
   ownerOf: (group: string) => string | undefined,
   options: CheckOptions = {},
-): ValidationResult<DeviceFingerprint> {
+): ValidationResult<FilledDeviceFingerprint> {
   const checked = options.owned ? fingerprintSchema.inPlace(message) : fingerprintSchema(message);
   if (!checked.ok) return { ok: false, issues: explain(checked.issues, message) };
   const issues: SchemaIssue[] = [];
@@ -55,13 +64,13 @@ export function validateFingerprint(
 }
 
 /** What a plugin's reserve() returned, with defaults applied. */
-export function validateReservation(value: unknown): ValidationResult<ContainerReservation> {
+export function validateReservation(value: unknown): ValidationResult<FilledContainerReservation> {
   const checked = reservationSchema(value);
   return checked.ok ? checked : { ok: false, issues: explain(checked.issues, value) };
 }
 
 /** One message of a plugin's stats stream. */
-export function validateStats(value: unknown, options: CheckOptions = {}): ValidationResult<DeviceStats> {
+export function validateStats(value: unknown, options: CheckOptions = {}): ValidationResult<FilledDeviceStats> {
   const checked = options.owned ? statsSchema.inPlace(value) : statsSchema(value);
   return checked.ok ? checked : { ok: false, issues: explain(checked.issues, value) };
 }

@@ -188,9 +188,11 @@ export class DriverManager extends EventEmitter<DriverManagerEvents> {
    * each driver's latest fingerprint (`driver.docker.version`, ...).
    */
   nodeAttributes(): Record<string, string> {
-    const attributes = hostAttributes();
+    const attributes: Record<string, string> = {};
     for (const d of this.#drivers.values()) for (const [key, value] of Object.entries(d.health.attributes)) attributes[key] = String(value);
-    return attributes;
+    // The host's own facts win: a driver reporting `kernel.name` or `cpu.arch` must not change what
+    // every task on the node sees.
+    return { ...attributes, ...hostAttributes() };
   }
 
   /**

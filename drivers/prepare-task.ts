@@ -7,7 +7,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { ContainerReservation } from '../shared/device.js';
+import type { FilledContainerReservation } from '../shared/device.js';
 import { Name, signalNumber, TaskSpec, type DriverCapabilities, type TaskConfig } from '../shared/driver.js';
 import { parseDuration } from '../shared/duration.js';
 import { buildTaskEnv, interpolateDeep, variables } from '../shared/env.js';
@@ -47,7 +47,7 @@ export interface PrepareOptions {
   hostEnv?: Record<string, string | undefined>;
   hostEnvAllow?: readonly string[];
   /** The task's devices (DeviceManager.reserve): its envs become the env's device layer. */
-  reservation?: ContainerReservation;
+  reservation?: FilledContainerReservation;
 }
 
 const validateName = compileSchema<string>(Name());

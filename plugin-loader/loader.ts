@@ -96,6 +96,8 @@ export class PluginLoader extends EventEmitter<LoaderEvents> {
 
   async #startAll(): Promise<void> {
     const discovery = await this.discover();
+    // Closed while discovery read the folders: start nothing, or its worker would outlive close().
+    if (this.#closed) return;
     const starts: Promise<void>[] = [];
     const only = this.#only;
     for (const candidate of discovery.plugins) {

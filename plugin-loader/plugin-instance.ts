@@ -248,6 +248,8 @@ export class PluginInstance extends EventEmitter<PluginInstanceEvents> {
 
   /** One start attempt; on failure either schedules a restart or fails the plugin. */
   async #attempt(): Promise<void> {
+    // Closed while its data folder was being made: a worker started now would outlive close().
+    if (this.#closed()) return;
     this.#setState('starting');
     const worker = new PluginWorker({
       name: this.name,
@@ -274,14 +276,14 @@ export class PluginInstance extends EventEmitter<PluginInstanceEvents> {
         ),
       );
     } catch (err) {
-      if (this.#state === 'stopped') return;
+      if (this.#closed()) return;
       const error = err instanceof TaskhostError ? err : new PluginCrashedError(String(err));
       worker.removeAllListeners('exit');
       void worker.close();
       if (permanent.has(error.code)) return this.#fail(error);
       return this.#crashed(error, 0);
     }
-    if (this.#state === 'stopped') return;
+    if (this.#closed()) return;
     worker.on('exit', (error, inFlight) => this.#crashed(error, inFlight));
     this.#watch(worker);
     this.#startedAt = Date.now();
@@ -289,6 +291,11 @@ export class PluginInstance extends EventEmitter<PluginInstanceEvents> {
     if (this.#everStarted) this.emit('restarted', this.#restarts);
     else this.emit('started');
     this.#everStarted = true;
+  }
+
+  /** close() was called (a method, so TypeScript does not keep a narrowing of #state across awaits). */
+  #closed(): boolean {
+    return this.#state === 'stopped';
   }
 
   async #startup(worker: PluginWorker): Promise<void> {

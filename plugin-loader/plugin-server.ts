@@ -7,7 +7,8 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { NotImplementedError, PluginError, PluginLoadError, PluginShutdownError, toErrorData } from '../shared/errors.js';
-import type { BasePlugin } from '../shared/plugin.js';
+import { callArguments } from '../shared/method-args.js';
+import type { BasePlugin, PluginType } from '../shared/plugin.js';
 import type {
   CallRequest,
   ControlMessage,
@@ -29,6 +30,8 @@ type Plugin = BasePlugin & Record<string, unknown>;
 
 export class PluginServer {
   #plugin: Plugin | undefined;
+  /** The manifest's type: which contract's arities lay out a call's arguments. */
+  #type: PluginType = 'driver';
   #control: MessagePort | undefined;
   readonly #calls = new CallRegistry();
   readonly #resources = new WorkerResources();
@@ -64,7 +67,7 @@ export class PluginServer {
     return true;
   }
 
-  async load({ entry }: LoadRequest): Promise<Envelope<LoadResult>> {
+  async load({ entry, manifest }: LoadRequest): Promise<Envelope<LoadResult>> {
     try {
       let mod: { default?: unknown };
       try {
@@ -87,6 +90,7 @@ export class PluginServer {
       const info: unknown = typeof plugin.info === 'function' ? await plugin.info() : undefined;
       const configSchema: unknown = typeof plugin.configSchema === 'function' ? await plugin.configSchema() : undefined;
       this.#plugin = plugin;
+      this.#type = manifest.type;
       return { ok: true, value: { info, configSchema, methods: methodsOf(plugin) } as LoadResult };
     } catch (err) {
       return { ok: false, error: toErrorData(err) };
@@ -107,7 +111,7 @@ export class PluginServer {
   async #invoke({ id, method, args }: CallRequest): Promise<Envelope<unknown>> {
     const controller = this.#calls.begin(id, 'call', method);
     try {
-      const value = await this.#method(method).apply(this.#plugin, [...args, controller.signal]);
+      const value = await this.#method(method).apply(this.#plugin, this.#arguments(method, args, controller.signal));
       return { ok: true, value };
     } catch (err) {
       return { ok: false, error: toErrorData(err) };
@@ -132,7 +136,7 @@ export class PluginServer {
     });
     const post = (msg: StreamMessage) => port.postMessage(msg);
     try {
-      const iterable = this.#method(method).apply(this.#plugin, [...args, controller.signal]) as AsyncIterable<unknown>;
+      const iterable = this.#method(method).apply(this.#plugin, this.#arguments(method, args, controller.signal)) as AsyncIterable<unknown>;
       if (
         typeof iterable?.[Symbol.asyncIterator] !== 'function' &&
         typeof (iterable as unknown as Iterable<unknown>)?.[Symbol.iterator] !== 'function'
@@ -172,6 +176,11 @@ export class PluginServer {
     const fn = this.#plugin[name];
     if (typeof fn !== 'function') throw new NotImplementedError(`the plugin does not implement ${name}()`);
     return fn as (...args: unknown[]) => unknown;
+  }
+
+  /** The contract's layout (shared/method-args.ts): every declared argument, then the signal. */
+  #arguments(method: string, args: readonly unknown[], signal: AbortSignal): unknown[] {
+    return callArguments(this.#type, method, args, signal);
   }
 
   #send(msg: WorkerMessage): void {

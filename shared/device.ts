@@ -2,7 +2,12 @@
  * The device plugin contract (design.md section 4, after Nomad's device plugin). A device plugin
  * reports groups of devices, reserves devices for a task (what to mount and set so the task can
  * use them), and streams device statistics. The host passes every declared argument, then an
- * AbortSignal.
+ * AbortSignal (see methodArity in method-args.ts).
+ *
+ * Two shapes of each message: the one a plugin returns (DeviceFingerprint, ContainerReservation,
+ * DeviceStats), where what the host fills with a default may be left out, and the one the host
+ * works with after validating it (Filled...), where every such field is there. The schemas
+ * accept the first and produce the second.
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type { BasePlugin } from './plugin.js';
@@ -72,11 +77,21 @@ export const DeviceGroup = Type.Object(
   },
   { additionalProperties: false },
 );
-export type DeviceGroup = Static<typeof DeviceGroup>;
+/** A group as the host holds it, after validation: `attributes` filled. */
+export type FilledDeviceGroup = Static<typeof DeviceGroup>;
+/** A group as a plugin reports it; `attributes` defaults to {}. */
+export interface DeviceGroup extends Omit<FilledDeviceGroup, 'attributes'> {
+  attributes?: FilledDeviceGroup['attributes'] | undefined;
+}
 
 /** One fingerprint message: the plugin's complete current set of groups (not a delta). */
 export const DeviceFingerprint = Type.Object({ groups: Type.Array(DeviceGroup) }, { additionalProperties: false });
-export type DeviceFingerprint = Static<typeof DeviceFingerprint>;
+/** A fingerprint message as the host holds it, after validation. */
+export type FilledDeviceFingerprint = Static<typeof DeviceFingerprint>;
+/** A fingerprint message as a plugin yields it. */
+export interface DeviceFingerprint {
+  groups: DeviceGroup[];
+}
 
 /** What a task needs to use reserved devices. Paths are absolute; permissions a subset of "rwm". */
 export const ContainerReservation = Type.Object(
@@ -103,7 +118,17 @@ export const ContainerReservation = Type.Object(
   },
   { additionalProperties: false },
 );
-export type ContainerReservation = Static<typeof ContainerReservation>;
+/** A reservation as the host holds it, after validation: every default filled. */
+export type FilledContainerReservation = Static<typeof ContainerReservation>;
+/**
+ * A reservation as a plugin returns it. Left out, `envs` is {}, `mounts` and `devices` are [],
+ * a mount's `readOnly` is true and a device's `permissions` "rw".
+ */
+export interface ContainerReservation {
+  envs?: Record<string, string> | undefined;
+  mounts?: { taskPath: string; hostPath: string; readOnly?: boolean | undefined }[] | undefined;
+  devices?: { taskPath: string; hostPath: string; permissions?: string | undefined }[] | undefined;
+}
 
 /** A statistic: a number (with a unit) or a string. */
 export const StatValue = Type.Object(
@@ -125,19 +150,38 @@ export const DeviceGroupStats = Type.Object(
   },
   { additionalProperties: false },
 );
-export type DeviceGroupStats = Static<typeof DeviceGroupStats>;
+/** One group's stats as the host holds them, after validation: every instance's `stats` filled. */
+export type FilledDeviceGroupStats = Static<typeof DeviceGroupStats>;
+/** One group's stats as a plugin reports them; an instance's `stats` defaults to {}. */
+export interface DeviceGroupStats extends Omit<FilledDeviceGroupStats, 'instances'> {
+  instances: Record<string, { summary: StatValue; stats?: Record<string, StatValue> | undefined }>;
+}
 
 /** One stats message: every group's stats, sampled at `timestamp` (unix ms). */
 export const DeviceStats = Type.Object({ timestamp: Type.Number(), groups: Type.Array(DeviceGroupStats) }, { additionalProperties: false });
-export type DeviceStats = Static<typeof DeviceStats>;
+/** A stats message as the host holds it, after validation. */
+export type FilledDeviceStats = Static<typeof DeviceStats>;
+/** A stats message as a plugin yields it. */
+export interface DeviceStats {
+  timestamp: number;
+  groups: DeviceGroupStats[];
+}
 
 export interface DevicePlugin<C = unknown> extends BasePlugin<C> {
   /** The complete current device groups: the first message at once, then on every change. */
   fingerprint(signal: AbortSignal): AsyncIterable<DeviceFingerprint>;
   /** What a task needs to use these devices (all from this plugin's groups). */
-  reserve(deviceIds: string[]): Awaitable<ContainerReservation>;
+  reserve(deviceIds: string[], signal: AbortSignal): Awaitable<ContainerReservation>;
   /** Device statistics every `intervalMs`. */
   stats(intervalMs: number, signal: AbortSignal): AsyncIterable<DeviceStats>;
+}
+
+/**
+ * Gives a device plugin its type and checks it whole at compile time: every required method,
+ * with arguments and returns the contract allows. Returns the plugin as it is.
+ */
+export function defineDevicePlugin<P extends DevicePlugin>(plugin: P): P {
+  return plugin;
 }
 
 /** Methods every device plugin must implement. */

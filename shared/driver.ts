@@ -3,7 +3,7 @@
  * watches, stops and recovers tasks. Every method may be sync or async. The host always passes
  * every declared argument (undefined for an optional one it has no value for), then an
  * AbortSignal: so `stopTask(id, timeoutMs, killSignal, signal)` gets the signal fourth, never
- * in place of `killSignal`.
+ * in place of `killSignal`. Each method's arity is in method-args.ts.
  */
 import { constants } from 'node:os';
 import { Type, type Static } from '@sinclair/typebox';
@@ -155,28 +155,37 @@ export interface ExecResult {
   exitResult: ExitResult;
 }
 
+/**
+ * A driver plugin. Every method gets the call's AbortSignal after its declared arguments (see
+ * methodArity in method-args.ts); a method may leave the signal, or any trailing argument, out.
+ */
 export interface DriverPlugin<C = unknown> extends BasePlugin<C> {
   /** JSON Schema for a task's `config` on this driver. */
-  taskConfigSchema(): Awaitable<JsonSchema>;
-  capabilities(): Awaitable<DriverCapabilities>;
+  taskConfigSchema(signal: AbortSignal): Awaitable<JsonSchema>;
+  capabilities(signal: AbortSignal): Awaitable<DriverCapabilities>;
   /** The driver's health: the first item at once, then on every change (or periodically). */
   fingerprint(signal: AbortSignal): AsyncIterable<DriverFingerprint>;
-  startTask(config: TaskConfig): Awaitable<{ handle: TaskHandle }>;
+  startTask(config: TaskConfig, signal: AbortSignal): Awaitable<{ handle: TaskHandle }>;
   /** Resolves once the task has exited; may be called many times, also after exit. */
   waitTask(taskId: string, signal: AbortSignal): Awaitable<ExitResult>;
-  /** Sends `killSignal` (or the default), waits up to `timeoutMs`, then kills. Keeps the task's state. */
-  stopTask(taskId: string, timeoutMs: number, killSignal?: string): Awaitable<void>;
+  /**
+   * Sends `killSignal` (or the driver's default when it is undefined), waits up to `timeoutMs`,
+   * then kills. Keeps the task's state.
+   */
+  stopTask(taskId: string, timeoutMs: number, killSignal: string | undefined, signal: AbortSignal): Awaitable<void>;
   /** Forgets the task and frees its resources; refuses a running task unless `force`. */
-  destroyTask(taskId: string, force: boolean): Awaitable<void>;
-  inspectTask(taskId: string): Awaitable<TaskStatus>;
+  destroyTask(taskId: string, force: boolean, signal: AbortSignal): Awaitable<void>;
+  inspectTask(taskId: string, signal: AbortSignal): Awaitable<TaskStatus>;
   /** Re-attaches to a task after a host or plugin restart; a no-op for a task it already has. */
-  recoverTask(handle: TaskHandle): Awaitable<void>;
+  recoverTask(handle: TaskHandle, signal: AbortSignal): Awaitable<void>;
   /** Resource usage every `intervalMs` until the task exits or the signal aborts. */
   taskStats(taskId: string, intervalMs: number, signal: AbortSignal): AsyncIterable<TaskResourceUsage>;
   /** Informational events for all the driver's tasks. */
   taskEvents(signal: AbortSignal): AsyncIterable<TaskEvent>;
-  signalTask?(taskId: string, signal: string): Awaitable<void>;
-  execTask?(taskId: string, command: string[], timeoutMs: number): Awaitable<ExecResult>;
+  /** Optional (capabilities().sendSignals): sends the POSIX signal `signalName` ("SIGHUP") to the task. */
+  signalTask?(taskId: string, signalName: string, signal: AbortSignal): Awaitable<void>;
+  /** Optional (capabilities().exec): runs `command` in the task's context, for at most `timeoutMs`. */
+  execTask?(taskId: string, command: string[], timeoutMs: number, signal: AbortSignal): Awaitable<ExecResult>;
   /**
    * Optional: checks a prepared TaskConfig against the driver's policy (what its plugin config
    * allows) without starting anything or touching the disk; throws InvalidConfigError naming
@@ -184,6 +193,15 @@ export interface DriverPlugin<C = unknown> extends BasePlugin<C> {
    * task's directories, and `taskhost validate --task` calls it; startTask still checks again.
    */
   validateTask?(config: TaskConfig, signal: AbortSignal): Awaitable<void>;
+}
+
+/**
+ * Gives a driver its type and checks it whole at compile time: every required method, with
+ * arguments and returns the contract allows (`startTask` must return `{ handle: TaskHandle }`).
+ * Returns the driver as it is, so its own method signatures stay callable in tests.
+ */
+export function defineDriver<P extends DriverPlugin>(plugin: P): P {
+  return plugin;
 }
 
 /** The ExitResult of a task killed by `signal` (e.g. "SIGTERM"): exit code 128 + its number. */

@@ -1,7 +1,8 @@
 /**
  * The base contract every plugin implements, driver or device (design.md section 4).
- * Every method may be sync or async. Long calls receive an AbortSignal as their last argument:
- * cancellation is cooperative, so a plugin should stop work when the signal aborts.
+ * Every method may be sync or async. Every method the host calls over the worker protocol gets
+ * an AbortSignal after its declared arguments (info and configSchema, asked once at load, get
+ * none): cancellation is cooperative, so a plugin should stop work when the signal aborts.
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { StringEnum, type JsonSchema } from './schema.js';
@@ -55,7 +56,7 @@ export interface BasePlugin<C = unknown> {
   /** JSON Schema (draft-07) for this plugin's config, or null if it takes none. */
   configSchema(): Awaitable<JsonSchema | null>;
   /** Receives validated config. Called again after every restart; keep it free of side effects. */
-  setConfig(request: SetConfigRequest<C>): Awaitable<void>;
+  setConfig(request: SetConfigRequest<C>, signal: AbortSignal): Awaitable<void>;
   /** Side effects (clients, background loops) go here, after setConfig. */
   init?(signal: AbortSignal): Awaitable<void>;
   /** Cleanup before the host terminates the worker; the signal aborts at the shutdown deadline. */
@@ -71,7 +72,10 @@ export const requiredMethods: Record<PluginType, readonly string[]> = {
   device: ['info', 'configSchema', 'setConfig'],
 };
 
-/** Identity helper that gives a plugin object its type in an author's editor. */
+/**
+ * Identity helper that gives a plugin object its type in an author's editor; it checks the base
+ * methods only. defineDriver and defineDevicePlugin check a whole driver or device plugin.
+ */
 export function definePlugin<P extends BasePlugin>(plugin: P): P {
   return plugin;
 }

@@ -7,7 +7,13 @@
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Type, type Static } from '@sinclair/typebox';
-import type { ContainerReservation, DeviceFingerprint, DeviceGroup, DevicePlugin, DeviceStats } from '../../shared/device.js';
+import {
+  defineDevicePlugin,
+  type ContainerReservation,
+  type DeviceFingerprint,
+  type DeviceGroup,
+  type DeviceStats,
+} from '../../shared/device.js';
 import { Duration, parseDuration } from '../../shared/duration.js';
 import { DeviceUnhealthyError, InvalidConfigError, UnknownDeviceError } from '../../shared/errors.js';
 import type { SetConfigRequest } from '../../shared/plugin.js';
@@ -30,7 +36,7 @@ export default function exampleFileDevice() {
   let dir = '';
   let listPeriodMs = 5_000;
 
-  return {
+  return defineDevicePlugin({
     info: () => ({ type: 'device', name: 'example-file', pluginVersion: version, apiVersions: ['1.0'] }),
     configSchema: () => ExampleFileConfig,
     setConfig(request: SetConfigRequest<ExampleFileConfig>) {
@@ -97,7 +103,7 @@ export default function exampleFileDevice() {
         if (!(await sleep(intervalMs, signal))) return;
       }
     },
-  } satisfies DevicePlugin<ExampleFileConfig>;
+  });
 }
 
 function deviceGroup(dir: string, devices: FileDevice[]): DeviceGroup {

@@ -12,10 +12,10 @@
  */
 import { existsSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
-import type { ContainerReservation, DeviceFingerprint, DevicePlugin, DeviceStats } from '../../shared/device.js';
+import { defineDevicePlugin, type ContainerReservation, type DeviceFingerprint, type DeviceStats } from '../../shared/device.js';
 import { Duration, parseDuration } from '../../shared/duration.js';
 import { DeviceUnhealthyError, InvalidConfigError, UnknownDeviceError } from '../../shared/errors.js';
-import { definePlugin, type SetConfigRequest } from '../../shared/plugin.js';
+import type { SetConfigRequest } from '../../shared/plugin.js';
 import { readInventory, toGroups, type Gpu } from './gpu-inventory.js';
 import { readStats } from './gpu-stats.js';
 import { inventoryFields, queryArgs, runNvidiaSmi, statsFields, type SmiResult } from './nvidia-smi.js';
@@ -139,7 +139,7 @@ export default function nvidiaDevicePlugin(options: NvidiaOptions = {}) {
     return reading.stats;
   };
 
-  return definePlugin({
+  return defineDevicePlugin({
     info: () => ({ type: 'device', name: 'nvidia', pluginVersion: version, apiVersions: ['1.0'] }),
     configSchema: () => NvidiaConfig,
     setConfig(request: SetConfigRequest<NvidiaConfig>) {
@@ -224,7 +224,7 @@ export default function nvidiaDevicePlugin(options: NvidiaOptions = {}) {
     shutdown(): void {
       closing.abort();
     },
-  } satisfies DevicePlugin<NvidiaConfig>);
+  });
 }
 
 function missingLine(message: string): string {

@@ -175,7 +175,7 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
     if (this.#tasks.has(cfg.id) || this.#starting.has(cfg.id)) throw new TaskExistsError(`docker already has a task "${cfg.id}"`);
     this.#starting.add(cfg.id);
     try {
-      return await this.#start(cfg, signal instanceof AbortSignal ? signal : undefined);
+      return await this.#start(cfg, signal);
     } finally {
       this.#starting.delete(cfg.id);
     }
@@ -192,9 +192,7 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
   async stopTask(taskId: string, timeoutMs: number, killSignal?: string): Promise<void> {
     const task = this.#task(taskId);
     if (!task.running) return;
-    // Over the worker protocol the call's AbortSignal takes the place of an omitted killSignal.
-    const requested = typeof killSignal === 'string' ? killSignal : undefined;
-    const name = requested ?? (await this.#stopSignalOf(task));
+    const name = killSignal ?? (await this.#stopSignalOf(task));
     checkSignal(name);
     this.#emit(task.config, `stop requested: sending ${name}, SIGKILL after ${timeoutMs}ms`, { signal: name });
     if ((await this.#kill(task, name)) && !(await task.exitedWithin(timeoutMs))) {
@@ -336,8 +334,8 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
     if (!task.running) throw notRunning(taskId, 'exec in');
     try {
       return await execInContainer(task.container, command, {
-        timeoutMs: typeof timeoutMs === 'number' ? timeoutMs : 0,
-        signal: signal instanceof AbortSignal ? signal : undefined,
+        timeoutMs,
+        signal,
         localEngine: socketPathOf(this.#endpoint) !== undefined,
       });
     } catch (err) {

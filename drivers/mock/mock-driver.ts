@@ -99,16 +99,13 @@ export class MockDriver implements DriverPlugin<MockConfig> {
   }
 
   async stopTask(taskId: string, timeoutMs: number, killSignal?: string): Promise<void> {
-    // The host appends its AbortSignal after the arguments it sends, so when it leaves
-    // killSignal out, the AbortSignal arrives in its place.
-    await this.#task(taskId).stop(timeoutMs, typeof killSignal === 'string' ? killSignal : undefined);
+    await this.#task(taskId).stop(timeoutMs, killSignal);
   }
 
   async destroyTask(taskId: string, force: boolean): Promise<void> {
     const task = this.#task(taskId);
     if (task.running) {
-      // `!== true` rather than `!force`: a missing force must not read as the (truthy) AbortSignal.
-      if (force !== true) {
+      if (!force) {
         throw new TaskRunningError(`task "${taskId}" is still running: stop it first, or destroy it with force`);
       }
       task.kill('SIGKILL');

@@ -8,9 +8,9 @@ import { arch, platform, release } from 'node:os';
 import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import {
+  defineDriver,
   signalNumber,
   type DriverFingerprint,
-  type DriverPlugin,
   type ExecResult,
   type ExitResult,
   type TaskConfig,
@@ -32,7 +32,7 @@ import {
 } from '../../shared/errors.js';
 import { EventHub } from '../../shared/event-hub.js';
 import { ociArch } from '../../shared/oci-arch.js';
-import { definePlugin, type SetConfigRequest } from '../../shared/plugin.js';
+import type { SetConfigRequest } from '../../shared/plugin.js';
 import { execCommand } from './exec-command.js';
 import { groupUsage } from './group-usage.js';
 import { closingController, pause as sleep } from '../../shared/pause.js';
@@ -124,7 +124,7 @@ export default function rawExecDriver() {
     if (issues.length) throw invalidAll(issues);
   };
 
-  return definePlugin({
+  return defineDriver({
     info: () => ({ type: 'driver', name: 'raw_exec', pluginVersion: version, apiVersions: ['1.0'] }),
     configSchema: () => RawExecConfig,
     setConfig(request: SetConfigRequest<RawExecConfig>) {
@@ -200,8 +200,7 @@ export default function rawExecDriver() {
     async stopTask(taskId: string, timeoutMs: number, killSignal?: string): Promise<void> {
       const task = get(taskId);
       if (!task.proc.running) return;
-      // Over the worker protocol the call's AbortSignal takes the place of an omitted killSignal.
-      const name = (typeof killSignal === 'string' ? killSignal : undefined) ?? task.config.killSignal ?? 'SIGTERM';
+      const name = killSignal ?? task.config.killSignal ?? 'SIGTERM';
       checkSignal(name);
       emit(task.config, `stop requested: sending ${name}, SIGKILL after ${timeoutMs}ms`, { signal: name });
       if (task.proc.signal(name) && !(await task.proc.exitedWithin(timeoutMs))) {
@@ -294,7 +293,7 @@ export default function rawExecDriver() {
       closing.abort();
       for (const task of tasks.values()) task.proc.close();
     },
-  } satisfies DriverPlugin<RawExecConfig>);
+  });
 }
 
 function fingerprint(): DriverFingerprint {

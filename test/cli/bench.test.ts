@@ -6,10 +6,14 @@ import path from 'node:path';
 import t from 'tap';
 import { BUSYBOX_IMAGE, requireDocker } from '../helpers/docker.js';
 import { runCli } from '../helpers/run-cli.js';
+import { fastSupervision } from '../helpers/fixture-plugins.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'taskhost-bench-'));
 const agent = path.join(work, 'agent.json');
-writeFileSync(agent, JSON.stringify({ pluginDir: path.join(work, 'plugins'), dataDir: path.join(work, 'data') }));
+writeFileSync(
+  agent,
+  JSON.stringify({ pluginDir: path.join(work, 'plugins'), dataDir: path.join(work, 'data'), supervision: fastSupervision }),
+);
 
 t.test('bench runs lifecycles on all three arms and reports ratios', async (t) => {
   if (!(await requireDocker(t))) return;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { fixturePluginDir } from '../helpers/fixture-plugins.js';
+import { fastSupervision, fixturePluginDir } from '../helpers/fixture-plugins.js';
 import { runCli } from '../helpers/run-cli.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'taskhost-cli-'));
@@ -16,7 +16,7 @@ function configFile(doc: unknown): string {
 const base = {
   pluginDir: fixturePluginDir,
   dataDir: path.join(work, 'data'),
-  supervision: { livenessInterval: '200ms', restartBackoff: '20ms' },
+  supervision: { ...fastSupervision, livenessInterval: '200ms' },
   plugins: { spins: { enabled: false }, oom: { enabled: false } },
 };
 

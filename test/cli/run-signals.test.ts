@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { groupMembers } from '../../drivers/raw_exec/group-usage.js';
 import { BUSYBOX_IMAGE, requireDocker } from '../helpers/docker.js';
+import { fastSupervision } from '../helpers/fixture-plugins.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const bin = path.join(root, 'bin/taskhost.js');
@@ -21,7 +22,10 @@ const stale = !existsSync(compiled)
 
 const work = mkdtempSync(path.join(tmpdir(), 'taskhost-signals-'));
 const agent = path.join(work, 'agent.json');
-writeFileSync(agent, JSON.stringify({ pluginDir: path.join(work, 'no-plugins'), dataDir: path.join(work, 'data') }));
+writeFileSync(
+  agent,
+  JSON.stringify({ pluginDir: path.join(work, 'no-plugins'), dataDir: path.join(work, 'data'), supervision: fastSupervision }),
+);
 
 interface Running {
   stderr: () => string;

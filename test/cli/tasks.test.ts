@@ -7,13 +7,19 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { runCli } from '../helpers/run-cli.js';
+import { fastSupervision } from '../helpers/fixture-plugins.js';
 
 const examples = fileURLToPath(new URL('../../examples/plugins', import.meta.url));
 const work = mkdtempSync(path.join(tmpdir(), 'taskhost-cli-tasks-'));
 const agent = path.join(work, 'agent.json');
 writeFileSync(
   agent,
-  JSON.stringify({ pluginDir: examples, dataDir: path.join(work, 'data'), plugins: { countdown: { config: { tickMs: 100 } } } }),
+  JSON.stringify({
+    pluginDir: examples,
+    dataDir: path.join(work, 'data'),
+    supervision: fastSupervision,
+    plugins: { countdown: { config: { tickMs: 100 } } },
+  }),
 );
 function taskFile(doc: unknown): string {
   const file = path.join(mkdtempSync(path.join(work, 't-')), 'task.json');

@@ -23,7 +23,7 @@ t.test('methods that ignore their AbortSignal are named, with what to do', async
   const report = await runDriverConformance({ target: fixture('ignores-abort'), logger: quiet });
   t.same(failed(report), {
     'waitTask(), taskStats(), fingerprint() and taskEvents() settle when their signal aborts':
-      "waitTask(), taskStats() (a stream) and fingerprint() (a stream) had not settled 3s after their AbortSignal aborted: pass the signal (the last argument) on to what the method waits for, or listen for its 'abort' event and return or throw at once; a cancelled call that never settles keeps its memory, timers and handles for ever",
+      "waitTask(), taskStats() (a stream) and fingerprint() (a stream) had not settled 3s after their AbortSignal aborted: pass the signal (the argument after the declared ones) on to what the method waits for, or listen for its 'abort' event and return or throw at once; a cancelled call that never settles keeps its memory, timers and handles for ever",
   });
 });
 

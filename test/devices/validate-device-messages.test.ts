@@ -1,6 +1,7 @@
 // What a device plugin sends, checked with messages a plugin author can act on.
 import t from 'tap';
 import { validateFingerprint, validateReservation, validateStats } from '../../devices/validate-device-messages.js';
+import type { ContainerReservation, DeviceFingerprint, DeviceStats } from '../../shared/device.js';
 
 const group = (attributes: Record<string, unknown>) => ({ vendor: 'v', type: 't', name: 'n', devices: [], attributes });
 const attributeIssue = (attribute: unknown) => {
@@ -74,4 +75,24 @@ t.test('stats: the schema, names explained', async (t) => {
     ok: false,
     issues: [{ path: '/groups/0/type', message: 'must not be empty' }],
   });
+});
+
+t.test('what the SDK types let a plugin leave out, the host fills with its default', async (t) => {
+  const fingerprint: DeviceFingerprint = { groups: [{ vendor: 'v', type: 't', name: 'n', devices: [{ id: 'd', healthy: true }] }] };
+  t.match(
+    validateFingerprint(fingerprint, 'p', () => undefined),
+    { ok: true, value: { groups: [{ attributes: {} }] } },
+  );
+  const reservation: ContainerReservation = { mounts: [{ taskPath: '/a', hostPath: '/b' }], devices: [{ taskPath: '/c', hostPath: '/c' }] };
+  t.same(validateReservation(reservation), {
+    ok: true,
+    value: {
+      envs: {},
+      mounts: [{ taskPath: '/a', hostPath: '/b', readOnly: true }],
+      devices: [{ taskPath: '/c', hostPath: '/c', permissions: 'rw' }],
+    },
+  });
+  t.same(validateReservation({} satisfies ContainerReservation), { ok: true, value: { envs: {}, mounts: [], devices: [] } });
+  const stats: DeviceStats = { timestamp: 1, groups: [{ vendor: 'v', type: 't', name: 'n', instances: { d: { summary: { value: 1 } } } }] };
+  t.match(validateStats(stats), { ok: true, value: { groups: [{ instances: { d: { stats: {} } } }] } });
 });

@@ -110,18 +110,21 @@ const plugins: Record<string, BasePlugin> = {
   nvidia: nvidiaDevice() as unknown as BasePlugin,
 };
 const agentInfo = { dataDir, pluginDataDir: path.join(dataDir, 'plugins') };
-const configure = async (name: string, config: unknown) => plugins[name]!.setConfig({ apiVersion: '1.0', config, agent: agentInfo });
+// What the host passes every call after its arguments.
+const signal = new AbortController().signal;
+const configure = async (name: string, config: unknown) =>
+  plugins[name]!.setConfig({ apiVersion: '1.0', config, agent: agentInfo }, signal);
 const schemas: Record<string, { task: JsonSchema; config: JsonSchema | null; capabilities: DriverCapabilities }> = {};
 for (const [name, plugin] of Object.entries(plugins)) {
   const config = (await plugin.configSchema()) as JsonSchema | null;
   await configure(name, validatePluginConfig(name, config, name === 'example-file' ? { dir: work } : undefined));
   const driver = drivers[name];
   schemas[name] = driver
-    ? { task: (await driver.taskConfigSchema()) as JsonSchema, config, capabilities: await driver.capabilities() }
-    : { task: {}, config, capabilities: await drivers.mock!.capabilities() };
+    ? { task: (await driver.taskConfigSchema(signal)) as JsonSchema, config, capabilities: await driver.capabilities(signal) }
+    : { task: {}, config, capabilities: await drivers.mock!.capabilities(signal) };
 }
 t.teardown(async () => {
-  for (const plugin of Object.values(plugins)) await plugin.shutdown?.(new AbortController().signal);
+  for (const plugin of Object.values(plugins)) await plugin.shutdown?.(signal);
 });
 
 const failures: string[] = [];
@@ -188,7 +191,7 @@ async function specCase(caseSeed: number, rng: Random): Promise<unknown> {
       hostEnv: { PATH: '/usr/bin:/bin', LANG: 'C' },
       hostEnvAllow: ['PATH', 'LANG'],
     });
-    await drivers[name]!.validateTask?.(task, new AbortController().signal);
+    await drivers[name]!.validateTask?.(task, signal);
   });
   if (!library && rng.chance(0.25)) {
     const file = writeCase(fileText(doc, rng));

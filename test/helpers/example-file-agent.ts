@@ -6,6 +6,7 @@
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fastSupervision } from './fixture-plugins.js';
 
 export function exampleFileAgent() {
   const work = mkdtempSync(path.join(tmpdir(), 'taskhost-devices-cli-'));
@@ -22,7 +23,12 @@ export function exampleFileAgent() {
   const agent = (plugins: Record<string, unknown>): string => {
     const file = path.join(mkdtempSync(path.join(work, 'agent-')), 'agent.json');
     const others = { docker: { enabled: false }, nvidia: { enabled: false } };
-    const doc = { pluginDir: path.join(work, 'no-plugins'), dataDir: path.join(work, 'data'), plugins: { ...others, ...plugins } };
+    const doc = {
+      pluginDir: path.join(work, 'no-plugins'),
+      dataDir: path.join(work, 'data'),
+      supervision: fastSupervision,
+      plugins: { ...others, ...plugins },
+    };
     writeFileSync(file, JSON.stringify(doc));
     return file;
   };

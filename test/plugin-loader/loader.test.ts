@@ -176,3 +176,23 @@ t.test('a cancelled call the plugin never settles is logged as a warning, once p
     msg: /^fingerprint\(\) was cancelled \d+\.\ds ago and the plugin has not settled it: it ignores its AbortSignal \(pass the signal on, or listen for its 'abort' event\); reported once per method$/,
   });
 });
+
+t.test('close() while plugins are still starting leaves no worker behind', async (t) => {
+  // Each tick count closes at another point of the start: during discovery, while each
+  // plugin's data folder is made, while workers load. A worker started after close() would
+  // keep this process alive with its MessagePorts (`taskhost run` cancelled by a signal did).
+  for (const ticks of [0, 1, 2, 4, 8, 16]) {
+    const l = loader({ spins: { enabled: false }, oom: { enabled: false }, good: { config: { greeting: 'hey' } } });
+    const starting = l.start();
+    for (let i = 0; i < ticks; i++) await new Promise((r) => setImmediate(r));
+    await l.close();
+    await starting;
+    t.same(
+      l.instances().filter((i) => i.state !== 'stopped'),
+      [],
+      `closed after ${ticks} ticks: every plugin is stopped`,
+    );
+  }
+  const ports = process.getActiveResourcesInfo().filter((r) => r === 'MessagePort');
+  t.same(ports, [], 'no worker thread is left');
+});

@@ -202,7 +202,7 @@ t.test('fingerprint of two models: a group each, devices by index, names made sa
   const fp = await firstOf(plugin.fingerprint(forever));
   t.ok(validFingerprint(fp).ok);
   t.same(
-    fp.groups.map((g) => [g.name, g.attributes.model?.value, g.attributes.memory, g.devices.map((d) => d.locality?.pciBusId)]),
+    fp.groups.map((g) => [g.name, g.attributes?.model?.value, g.attributes?.memory, g.devices.map((d) => d.locality?.pciBusId)]),
     [
       ['H200-NVL', 'NVIDIA H200 NVL', { value: 143771, unit: 'MiB' }, ['00000000:18:00.0', '00000000:5D:00.0']],
       ['RTX-6000-Ada-Generation', 'NVIDIA RTX 6000 Ada Generation', { value: 49140, unit: 'MiB' }, ['00000000:3B:00.0']],
@@ -315,8 +315,8 @@ t.test('stats: readings nvidia-smi cannot make are strings ("[N/A]" becomes "N/A
   t.ok(validStats(sample).ok);
   const rtx = sample.groups.find((g) => g.name === 'RTX-6000-Ada-Generation')!;
   const [only] = Object.values(rtx.instances);
-  t.same(only!.stats['temperature.gpu'], { value: 'N/A', description: 'GPU core temperature' });
-  t.same(only!.stats['power.draw'], { value: 'N/A', description: 'board power draw' });
+  t.same(only!.stats?.['temperature.gpu'], { value: 'N/A', description: 'GPU core temperature' });
+  t.same(only!.stats?.['power.draw'], { value: 'N/A', description: 'board power draw' });
   const nvl = sample.groups.find((g) => g.name === 'H200-NVL')!;
   t.same(nvl.instances['GPU-0b6e2f71-93c4-4a0d-b5e8-6c1f7a9d2e43']!.summary, { value: 'N/A', description: 'GPU utilization' });
   const degraded = readStats(
@@ -387,7 +387,7 @@ t.test('reserve: NVIDIA_VISIBLE_DEVICES of the UUIDs, each GPU’s /dev/nvidia<i
   t.same(controlNodes, ['/dev/nvidiactl', '/dev/nvidia-uvm', '/dev/nvidia-uvm-tools']);
   const all = newPlugin(t, {}, { pathExists: () => true }).plugin;
   t.same(
-    (await all.reserve([gpu0])).devices.map((d) => d.hostPath),
+    (await all.reserve([gpu0])).devices?.map((d) => d.hostPath),
     ['/dev/nvidia0', ...controlNodes],
   );
 });
@@ -496,7 +496,7 @@ t.test('fingerprint is sent only on change; a GPU gone bad stays listed, unhealt
       locality: { pciBusId: '00000000:2A:00.0' },
     },
   ]);
-  t.same(degraded.groups[0]!.attributes.memory, { value: 143771, unit: 'MiB' }, 'the lost GPU keeps what was known of it');
+  t.same(degraded.groups[0]!.attributes?.memory, { value: 143771, unit: 'MiB' }, 'the lost GPU keeps what was known of it');
   t.match(lines, [
     /lists 2 GPU/,
     /exited with code 15, listing 2 GPU\(s\): 2x NVIDIA H200, driver 550\.90\.07, 2 unhealthy/,
