@@ -46,7 +46,7 @@ import {
   type ConformanceOptions,
   type ConformanceReport,
 } from './check-runner.js';
-import { describeLeak, leakedResources, type Leak } from './leaked-resources.js';
+import { describeLeak, leakedResources, shutdownLeftovers } from './leaked-resources.js';
 import { describeProcesses, killMarked, leftovers } from './leftover-processes.js';
 import { describeUnsettled, inFlightIds, opened, stillInFlight } from './unsettled-calls.js';
 import { PluginLoader } from '../plugin-loader/loader.js';
@@ -482,23 +482,9 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
     });
 
     await check('shutdown() leaves no timers or handles behind', async () => {
-      const instance = dd().instance;
-      let looked = false;
-      let leak: Leak | undefined;
-      await instance.close({
-        afterShutdown: async (worker) => {
-          const diagnose = () => worker.diagnostics();
-          leak = await leakedResources(diagnose, { baseline: (await diagnose()).resourcesBeforeImport });
-          looked = true;
-        },
-      });
-      if (!looked) throw new Skip('the plugin was not running at the end of the suite');
-      if (leak) {
-        const how = instance.implements('shutdown') ? 'stop them in shutdown()' : 'implement shutdown() and stop them there';
-        throw new Miss(
-          `${describeLeak(leak)} still active after shutdown(), more than the worker held before the plugin was imported: ${how}, everything init() and the tasks started`,
-        );
-      }
+      const left = await shutdownLeftovers(dd().instance, 'the tasks');
+      if (left === 'not running') throw new Skip('the plugin was not running at the end of the suite');
+      if (left) throw new Miss(left);
     });
     return report;
   } finally {

@@ -10,6 +10,7 @@
  * kind against a baseline.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { PluginInstance } from '../plugin-loader/plugin-instance.js';
 import type { PendingTimer, WorkerDiagnostics } from '../plugin-loader/protocol.js';
 
 /** How long to wait for what is legitimately on its way out (a socket closing, a last timer firing). */
@@ -123,4 +124,25 @@ export function describeLeak(leak: Leak): string {
       return `${n} ${n === 1 ? one : many} (${kind})`;
     });
   return [...timers, ...others].join(', ');
+}
+
+/**
+ * Closes the plugin (shutdown(), then the worker ends) and looks at the worker's resources in
+ * between, against what it held before the plugin was imported. `undefined`: nothing left over;
+ * `'not running'`: there was no worker to look at; otherwise what to tell the author.
+ */
+export async function shutdownLeftovers(instance: PluginInstance, startedBy: string): Promise<string | 'not running' | undefined> {
+  let looked = false;
+  let leak: Leak | undefined;
+  await instance.close({
+    afterShutdown: async (worker) => {
+      const diagnose = () => worker.diagnostics();
+      leak = await leakedResources(diagnose, { baseline: (await diagnose()).resourcesBeforeImport });
+      looked = true;
+    },
+  });
+  if (!looked) return 'not running';
+  if (!leak) return undefined;
+  const how = instance.implements('shutdown') ? 'stop them in shutdown()' : 'implement shutdown() and stop them there';
+  return `${describeLeak(leak)} still active after shutdown(), more than the worker held before the plugin was imported: ${how}, everything init() and ${startedBy} started`;
 }
