@@ -51,7 +51,7 @@ import {
 import { PluginLoader } from '../plugin-loader/loader.js';
 import type { PluginInstance } from '../plugin-loader/plugin-instance.js';
 import { describeLeak, leakedResources, shutdownLeftovers } from './leaked-resources.js';
-import { describeProcesses, killMarked, leftovers } from './leftover-processes.js';
+import { leftoverProblem } from './leftover-processes.js';
 import { describeUnsettled, inFlightIds, opened, stillInFlight } from './unsettled-calls.js';
 
 export interface DeviceConformanceOptions extends ConformanceOptions {
@@ -319,14 +319,13 @@ export async function runDeviceConformance(options: DeviceConformanceOptions): P
     await loader?.close();
     if (hosted) {
       await check('nothing it spawned is left running', async () => {
-        const left = await leftovers(marks);
-        if (!left) throw new Skip('there is no /proc here to look for processes in');
-        if (left.length === 0) return;
-        const still = await killMarked(marks);
-        const were = left.length === 1 ? 'was' : 'were';
-        throw new Miss(
-          `${describeProcesses(left)}, started by the plugin, ${were} still running after it shut down, and ${still.length ? `could not all be killed (${describeProcesses(still)})` : `${were} killed`}: stop what you spawn in shutdown(), or when the stream that spawned it ends`,
-        );
+        const left = await leftoverProblem(marks, {
+          whose: ', started by the plugin,',
+          after: 'it shut down',
+          fix: 'stop what you spawn in shutdown(), or when the stream that spawned it ends',
+        });
+        if (left === 'no /proc') throw new Skip('there is no /proc here to look for processes in');
+        if (left) throw new Miss(left);
       });
     }
     await rm(dataDir, { recursive: true, force: true });

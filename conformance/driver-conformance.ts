@@ -47,7 +47,7 @@ import {
   type ConformanceReport,
 } from './check-runner.js';
 import { describeLeak, leakedResources, shutdownLeftovers } from './leaked-resources.js';
-import { describeProcesses, killMarked, leftovers } from './leftover-processes.js';
+import { leftoverProblem } from './leftover-processes.js';
 import { describeUnsettled, inFlightIds, opened, stillInFlight } from './unsettled-calls.js';
 import { PluginLoader } from '../plugin-loader/loader.js';
 import type { PluginInstance } from '../plugin-loader/plugin-instance.js';
@@ -494,14 +494,13 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
     await loader.close();
     if (hosted) {
       await check('no process of its tasks is left running', async () => {
-        const left = await leftovers(marks);
-        if (!left) throw new Skip('there is no /proc here to look for processes in');
-        if (left.length === 0) return;
-        const still = await killMarked(marks);
-        const were = left.length === 1 ? 'was' : 'were';
-        throw new Miss(
-          `${describeProcesses(left)} of the suite's tasks ${were} still running after every task was destroyed and the plugin shut down, and ${still.length ? `could not all be killed (${describeProcesses(still)})` : `${were} killed`}: destroyTask(id, true) must stop the task and everything it started`,
-        );
+        const left = await leftoverProblem(marks, {
+          whose: " of the suite's tasks",
+          after: 'every task was destroyed and the plugin shut down',
+          fix: 'destroyTask(id, true) must stop the task and everything it started',
+        });
+        if (left === 'no /proc') throw new Skip('there is no /proc here to look for processes in');
+        if (left) throw new Miss(left);
       });
     }
     await rm(dataDir, { recursive: true, force: true });

@@ -78,3 +78,21 @@ export async function killMarked(marks: readonly string[], graceMs = 5_000): Pro
 export function describeProcesses(list: readonly MarkedProcess[]): string {
   return list.map((p) => `pid ${p.pid} (${p.command || '?'})`).join(', ');
 }
+
+/**
+ * Looks for processes carrying the run's marks and kills them. `undefined`: none was left;
+ * `'no /proc'`: there is nowhere to look; otherwise what to tell the author, built as
+ * `<processes><whose> were still running after <after>, and <what became of them>: <fix>`.
+ */
+export async function leftoverProblem(
+  marks: readonly string[],
+  text: { whose: string; after: string; fix: string },
+): Promise<string | 'no /proc' | undefined> {
+  const left = await leftovers(marks);
+  if (!left) return 'no /proc';
+  if (left.length === 0) return undefined;
+  const still = await killMarked(marks);
+  const were = left.length === 1 ? 'was' : 'were';
+  const fate = still.length ? `could not all be killed (${describeProcesses(still)})` : `${were} killed`;
+  return `${describeProcesses(left)}${text.whose} ${were} still running after ${text.after}, and ${fate}: ${text.fix}`;
+}
