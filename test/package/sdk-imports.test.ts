@@ -23,12 +23,15 @@ function importsOf(entry: string | undefined, loaders: string[]): { packages: st
     `const { pathToFileURL } = await import('node:url');`,
     `for (const f of Object.keys(createRequire(import.meta.url).cache)) console.log(pathToFileURL(f).href);`,
   ].join('\n');
+  // No coverage from this process: it compiles shared/ with tsx, not tap's compiler, and its
+  // coverage of the same files (under other source maps) would spoil the suite's report.
+  const env = { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' };
   const run = spawnSync(
     process.execPath,
     [...loaders.flatMap((l) => ['--import', l]), '--import', recorder, '--input-type=module', '-e', script],
     {
       cwd: root,
-      env: { ...process.env, RECORD_RESOLUTIONS: record, NODE_OPTIONS: '' },
+      env: { ...env, RECORD_RESOLUTIONS: record, NODE_OPTIONS: '' },
       encoding: 'utf8',
     },
   );
