@@ -22,7 +22,20 @@ export const LabelsUpdate = Type.Object(
 export type LabelsUpdate = Static<typeof LabelsUpdate>;
 
 /** Record fields a mask may name but never change, for a message that says so. */
-const immutableFields = ['id', 'namespace', 'name', 'driver', 'state', 'spec', 'exitResult', 'error', 'createdAt', 'updatedAt', 'startedAt', 'completedAt'];
+const immutableFields = [
+  'id',
+  'namespace',
+  'name',
+  'driver',
+  'state',
+  'spec',
+  'exitResult',
+  'error',
+  'createdAt',
+  'updatedAt',
+  'startedAt',
+  'completedAt',
+];
 
 /**
  * The labels after applying `update` to `current` (neither is changed). Throws InvalidConfigError
@@ -38,7 +51,8 @@ export function applyLabelsUpdate(current: Readonly<Record<string, string>>, upd
     else if (path.startsWith('labels.') && path.length > 'labels.'.length) keys.push(path.slice('labels.'.length));
     else issues.push({ path: `/updateMask/${i}`, message: maskPathProblem(path) });
   });
-  if (issues.length) throw new InvalidConfigError(`the update is invalid: ${formatIssues(issues).join('; ')}`, { details: { errors: issues } });
+  if (issues.length)
+    throw new InvalidConfigError(`the update is invalid: ${formatIssues(issues).join('; ')}`, { details: { errors: issues } });
   const next: Record<string, string> = replaceAll ? {} : { ...current };
   if (replaceAll) for (const [key, value] of Object.entries(update.labels)) if (value !== '') next[key] = value;
   for (const key of keys) {

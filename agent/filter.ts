@@ -103,7 +103,10 @@ function fieldValue(field: Selector['field'], record: FilterRecord): [string, bo
 function parseFilter(text: string): Selector[] {
   if (typeof text !== 'string') throw new FilterSyntaxError(0, 'must be a string');
   if (text.length > filterLimits.maxFilterLength) {
-    throw new FilterSyntaxError(filterLimits.maxFilterLength, `is ${text.length} characters long; at most ${filterLimits.maxFilterLength} are allowed`);
+    throw new FilterSyntaxError(
+      filterLimits.maxFilterLength,
+      `is ${text.length} characters long; at most ${filterLimits.maxFilterLength} are allowed`,
+    );
   }
   const scanner = new Scanner(text);
   scanner.skipSpace();
@@ -114,7 +117,10 @@ function parseFilter(text: string): Selector[] {
     scanner.skipSpace();
     if (scanner.done()) return selectors;
     if (scanner.peek() !== ',') {
-      throw new FilterSyntaxError(scanner.at, `expected "," or the end of the filter, found ${quoteChar(scanner.peek())}; quote a value that holds spaces or commas`);
+      throw new FilterSyntaxError(
+        scanner.at,
+        `expected "," or the end of the filter, found ${quoteChar(scanner.peek())}; quote a value that holds spaces or commas`,
+      );
     }
     scanner.at++;
     scanner.skipSpace();
@@ -174,7 +180,8 @@ function parseFieldPath(scanner: Scanner): Segment[] {
 function resolveField(segments: Segment[], written: string): Selector['field'] {
   const [first, ...rest] = segments as [Segment, ...Segment[]];
   if (first.text === 'labels') {
-    if (rest.length === 0) throw new FilterSyntaxError(first.at + first.text.length, 'expected a label key after "labels" (such as labels.team==a)');
+    if (rest.length === 0)
+      throw new FilterSyntaxError(first.at + first.text.length, 'expected a label key after "labels" (such as labels.team==a)');
     return { label: rest.map((s) => s.text).join('.') };
   }
   if ((filterFields as readonly string[]).includes(first.text)) {
@@ -213,7 +220,10 @@ function parseQuoted(scanner: Scanner): string {
     if (scanner.done()) throw new FilterSyntaxError(start, 'unterminated quoted string: close it with "');
     const escaped = escapes[scanner.peek()];
     if (escaped === undefined) {
-      throw new FilterSyntaxError(scanner.at - 1, `unknown escape "\\${scanner.peek()}" in a quoted string: write \\\\ for a backslash, \\" for a quote`);
+      throw new FilterSyntaxError(
+        scanner.at - 1,
+        `unknown escape "\\${scanner.peek()}" in a quoted string: write \\\\ for a backslash, \\" for a quote`,
+      );
     }
     out += escaped;
     scanner.at++;

@@ -4,7 +4,7 @@
  * returns the issues it found, each with its JSON path, so a caller can report all of them at once.
  */
 import { Type } from '@sinclair/typebox';
-import { maxNameLength, taskIdPattern } from '../shared/driver.js';
+import { maxNameLength, namePattern } from '../shared/driver.js';
 import { InvalidConfigError, type SchemaIssue } from '../shared/errors.js';
 
 /** containerd's rule for namespaces: letters and digits, single `.`, `_` or `-` between them. */
@@ -21,6 +21,13 @@ export const maxLabelBytes = 4096;
 export const maxTaskIdLength = 2 * maxNameLength + 10;
 
 const namespaceRegExp = new RegExp(namespacePattern);
+const name = namePattern.slice(1, -1);
+/**
+ * Task ids as prepareTask makes them (shared/driver.ts' taskIdPattern), with its allocId and name
+ * held to namePattern as prepareTask holds them: so `..` is never an id.
+ */
+export const taskIdPattern = `^${name}/${name}/[0-9a-f]{8}$`;
+const taskIdRegExp = new RegExp(taskIdPattern);
 const namespaceRule = 'must be letters and digits, with single ".", "_" or "-" between them (such as "default" or "team-a.prod")';
 
 /** A schema for a namespace name. */
@@ -38,8 +45,11 @@ export const TaskId = (options: { description?: string } = {}) =>
   Type.String({
     minLength: 1,
     maxLength: maxTaskIdLength,
-    pattern: taskIdPattern.source,
-    errorMessage: { pattern: 'must be a task id: <allocId>/<name>/<8 hex digits>', maxLength: `must be at most ${maxTaskIdLength} characters` },
+    pattern: taskIdPattern,
+    errorMessage: {
+      pattern: 'must be a task id: <allocId>/<name>/<8 hex digits>',
+      maxLength: `must be at most ${maxTaskIdLength} characters`,
+    },
     ...options,
   });
 
@@ -50,7 +60,8 @@ export const Labels = (options: { description?: string } = {}) => Type.Record(Ty
 export function checkNamespace(value: unknown, path = ''): SchemaIssue[] {
   if (typeof value !== 'string') return [{ path, message: 'must be a string' }];
   if (value.length === 0) return [{ path, message: `must not be empty (the default is "${defaultNamespace}")` }];
-  if (value.length > maxNamespaceLength) return [{ path, message: `must be at most ${maxNamespaceLength} characters, not ${value.length}` }];
+  if (value.length > maxNamespaceLength)
+    return [{ path, message: `must be at most ${maxNamespaceLength} characters, not ${value.length}` }];
   return namespaceRegExp.test(value) ? [] : [{ path, message: `${JSON.stringify(value)} ${namespaceRule}` }];
 }
 
@@ -58,7 +69,7 @@ export function checkNamespace(value: unknown, path = ''): SchemaIssue[] {
 export function checkTaskId(value: unknown, path = ''): SchemaIssue[] {
   if (typeof value !== 'string') return [{ path, message: 'must be a string' }];
   if (value.length > maxTaskIdLength) return [{ path, message: `must be at most ${maxTaskIdLength} characters, not ${value.length}` }];
-  return taskIdPattern.test(value) ? [] : [{ path, message: `${JSON.stringify(value)} is not a task id: <allocId>/<name>/<8 hex digits>` }];
+  return taskIdRegExp.test(value) ? [] : [{ path, message: `${JSON.stringify(value)} is not a task id: <allocId>/<name>/<8 hex digits>` }];
 }
 
 /** The issues with one label: a non-empty key without NUL, key + value at most maxLabelBytes. */
@@ -85,7 +96,8 @@ export function namespaceFromHeader(value: string | string[] | undefined): strin
   if (value === undefined) return defaultNamespace;
   const path = `/headers/${namespaceHeader}`;
   const issues = Array.isArray(value) ? [{ path, message: 'must be given once' }] : checkNamespace(value, path);
-  if (issues.length) throw new InvalidConfigError(`the Taskhost-Namespace header is invalid: ${issues[0]!.message}`, { details: { errors: issues } });
+  if (issues.length)
+    throw new InvalidConfigError(`the Taskhost-Namespace header is invalid: ${issues[0]!.message}`, { details: { errors: issues } });
   return value as string;
 }
 

@@ -26,13 +26,21 @@ export function openApiDocument(routes: readonly ApiRouteDefinition[] = agentRou
       title: 'taskhost agent API',
       version: '1',
       description:
-        'The node agent\'s HTTP/1.1 JSON API, on the unix socket <dataDir>/agent.sock (no auth, mode 0600) and optionally on loopback TCP (Authorization: Bearer <token>). See docs/agent-api.md.',
+        "The node agent's HTTP/1.1 JSON API, on the unix socket <dataDir>/agent.sock (no auth, mode 0600) and optionally on loopback TCP (Authorization: Bearer <token>). See docs/agent-api.md.",
     },
     paths,
     components: {
       schemas: { ErrorBody: plain(ErrorBody) },
-      responses: { Error: { description: 'An error: docs/error-codes.md lists the codes.', content: json({ $ref: '#/components/schemas/ErrorBody' }) } },
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'Only on the loopback TCP listener; the token is in <dataDir>/agent.token.' } },
+      responses: {
+        Error: { description: 'An error: docs/error-codes.md lists the codes.', content: json({ $ref: '#/components/schemas/ErrorBody' }) },
+      },
+      securitySchemes: {
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'Only on the loopback TCP listener; the token is in <dataDir>/agent.token.',
+        },
+      },
     },
   };
 }
@@ -48,7 +56,10 @@ function operation(route: ApiRouteDefinition): Json {
   if (route.schema.body) op.requestBody = { required: true, content: json(plain(route.schema.body)) };
   const responses: Json = {};
   for (const [status, schema] of Object.entries(route.schema.response)) {
-    responses[status] = { description: (schema as { description?: string }).description ?? `status ${status}`, content: json(plain(schema)) };
+    responses[status] = {
+      description: (schema as { description?: string }).description ?? `status ${status}`,
+      content: json(plain(schema)),
+    };
   }
   responses.default = { $ref: '#/components/responses/Error' };
   op.responses = responses;

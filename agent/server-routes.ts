@@ -50,7 +50,13 @@ export const HealthBody = Type.Object({ status: Type.Literal('ok') }, { addition
 
 /** The routes every agent serves; createApiServer adds their handlers. */
 export const builtinRoutes: readonly ApiRouteDefinition[] = Object.freeze([
-  { method: 'GET', url: '/v1/health', operationId: 'health', summary: 'Whether the agent answers.', schema: { response: { 200: HealthBody } } },
+  {
+    method: 'GET',
+    url: '/v1/health',
+    operationId: 'health',
+    summary: 'Whether the agent answers.',
+    schema: { response: { 200: HealthBody } },
+  },
   {
     method: 'GET',
     url: '/v1/openapi.json',

@@ -37,7 +37,10 @@ export async function loadOrCreateToken(dataDir: string): Promise<string> {
   }
   const mode = (await stat(file)).mode & 0o777;
   if (mode & 0o077) {
-    throw tokenError(file, `${file} may be read by others (mode 0${mode.toString(8)}): run chmod 600 ${file}, or delete it for a new token`);
+    throw tokenError(
+      file,
+      `${file} may be read by others (mode 0${mode.toString(8)}): run chmod 600 ${file}, or delete it for a new token`,
+    );
   }
   const text = (await readFile(file, 'utf8')).trim();
   if (text.length < minTokenLength) {

@@ -9,7 +9,14 @@ import http from 'node:http';
 import net from 'node:net';
 import { isMainThread } from 'node:worker_threads';
 import Fastify, { type FastifyError, type FastifyInstance, type InjectOptions, type LightMyRequestResponse } from 'fastify';
-import { AgentRunningError, InvalidConfigError, RouteNotFoundError, TaskhostError, UnauthorizedError, type SchemaIssue } from '../shared/errors.js';
+import {
+  AgentRunningError,
+  InvalidConfigError,
+  RouteNotFoundError,
+  TaskhostError,
+  UnauthorizedError,
+  type SchemaIssue,
+} from '../shared/errors.js';
 import { guardInput, inputLimits } from '../shared/input-guard.js';
 import { compileSchema, formatIssues } from '../shared/schema.js';
 import { toHttpError, type HttpError } from './http-errors.js';
@@ -58,7 +65,8 @@ const partNames: Record<string, string> = { body: 'body', querystring: 'query', 
 export function createApiServer(options: ApiServerOptions = {}): ApiServer {
   const routes = options.routes ?? [];
   const bodyLimit = options.bodyLimit ?? inputLimits.maxFileBytes;
-  if (!Number.isInteger(bodyLimit) || bodyLimit <= 0) throw invalid('/bodyLimit', `bodyLimit must be a positive integer of bytes, not ${String(bodyLimit)}`);
+  if (!Number.isInteger(bodyLimit) || bodyLimit <= 0)
+    throw invalid('/bodyLimit', `bodyLimit must be a positive integer of bytes, not ${String(bodyLimit)}`);
   const definitions: ApiRouteDefinition[] = [...builtinRoutes, ...routes];
   const openapi = openApiDocument(definitions);
   const tcpSockets = new WeakSet<object>();
@@ -133,7 +141,8 @@ export function createApiServer(options: ApiServerOptions = {}): ApiServer {
     inject: (injected) => app.inject(injected),
     async listen(listen) {
       const tcp = listen.tcp === undefined ? undefined : parseLoopbackAddress(listen.tcp);
-      if (tcp && options.token === undefined) throw invalid('/listen', 'a TCP listener needs a token: pass createApiServer({ token }) (see loadOrCreateToken)');
+      if (tcp && options.token === undefined)
+        throw invalid('/listen', 'a TCP listener needs a token: pass createApiServer({ token }) (see loadOrCreateToken)');
       await app.ready();
       await prepareSocketPath(listen.socket);
       await listenOnSocket(unixServer, listen.socket);
@@ -151,8 +160,9 @@ export function createApiServer(options: ApiServerOptions = {}): ApiServer {
     close() {
       closing ??= (async () => {
         await app.close();
-        await Promise.all([unixServer, tcpServer].map((s) => (s?.listening ? closeServer(s) : undefined)));
-        if (socketPath !== undefined) await unlink(socketPath).catch(() => undefined);
+        const listening = [unixServer, tcpServer].filter((s): s is http.Server => s?.listening === true);
+        await Promise.all(listening.map(closeServer));
+        if (socketPath !== undefined) await removeSocket(socketPath);
       })();
       return closing;
     },
@@ -172,7 +182,10 @@ export function parseLoopbackAddress(text: string): { host: string; port: number
   if (host === 'localhost') return { host: '127.0.0.1', port };
   const loopback = (net.isIPv4(host) && host.startsWith('127.')) || (net.isIPv6(host) && /^(0*:)*:?0*1$|^::1$/.test(host));
   if (!loopback) {
-    throw invalid('/listen', `${host} is not a loopback address: the agent's TCP listener takes 127.0.0.1, ::1 or localhost only (other hosts use the unix socket through a tunnel of their own)`);
+    throw invalid(
+      '/listen',
+      `${host} is not a loopback address: the agent's TCP listener takes 127.0.0.1, ::1 or localhost only (other hosts use the unix socket through a tunnel of their own)`,
+    );
   }
   return { host, port };
 }
@@ -191,7 +204,10 @@ function fromError(err: FastifyError | TaskhostError, bodyLimit: number, content
   return toHttpError(new InvalidConfigError(message, { details: { errors: [{ path: '', message }] } }), status);
 }
 
-function send(reply: { code(n: number): unknown; headers(h: Record<string, string>): unknown; send(b: unknown): unknown }, error: HttpError): void {
+function send(
+  reply: { code(n: number): unknown; headers(h: Record<string, string>): unknown; send(b: unknown): unknown },
+  error: HttpError,
+): void {
   reply.code(error.status);
   reply.headers({ ...error.headers, ...(error.status === 401 ? { 'www-authenticate': 'Bearer' } : {}) });
   reply.send(error.body);
@@ -222,8 +238,20 @@ async function prepareSocketPath(file: string): Promise<void> {
     throw err;
   }
   if (!stats.isSocket()) throw invalid('/socket', `${file} exists and is not a socket: move it away, or give the agent another --socket`);
-  if (await answers(file)) throw new AgentRunningError(`another agent answers on ${file}: stop it first, or give this one another --socket`, { details: { socket: file } });
+  if (await answers(file))
+    throw new AgentRunningError(`another agent answers on ${file}: stop it first, or give this one another --socket`, {
+      details: { socket: file },
+    });
   await unlink(file);
+}
+
+/** libuv removes the socket file when it closes the server; this is for when it did not. */
+async function removeSocket(file: string): Promise<void> {
+  try {
+    await unlink(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
 }
 
 function answers(file: string): Promise<boolean> {

@@ -64,10 +64,7 @@ t.test('label keys with dots and slashes, and quoted keys and values', async (t)
   t.same(names(['labels.empty==""']), ['web'], 'an empty value is written ""');
   t.same(names(['"name"==web']), ['web'], 'a field may be quoted');
   t.same(names(['name=="w\\"eb"']), [], 'escaped quotes');
-  t.same(
-    all.filter(parseFilters(['labels."q\\"k"=="a\\\\b\\n"'])).length,
-    0,
-  );
+  t.same(all.filter(parseFilters(['labels."q\\"k"=="a\\\\b\\n"'])).length, 0);
   const odd = { ...bare, labels: { 'q"k': 'a\\b\n\t\r' } };
   t.ok(parseFilters(['labels."q\\"k"=="a\\\\b\\n\\t\\r"'])(odd));
 });
@@ -94,7 +91,10 @@ t.test('malformed filters name the filter index and the character offset', async
     ['labels', 'at 6: expected a label key after "labels" (such as labels.team==a)'],
     ['labels==a', 'at 6: expected a label key after "labels" (such as labels.team==a)'],
     ['name.first==a', 'at 4: field "name" has no sub-fields; only labels.<key> has'],
-    ['labels.a@b==c', 'at 8: expected an operator (==, !=, ~=) after "labels.a", found "@"; quote a label key that holds other characters: labels."a@b"'],
+    [
+      'labels.a@b==c',
+      'at 8: expected an operator (==, !=, ~=) after "labels.a", found "@"; quote a label key that holds other characters: labels."a@b"',
+    ],
     ['name=', 'at 4: expected an operator (==, !=, ~=) after "name", found "="'],
     ['name"x"', 'at 4: expected an operator (==, !=, ~=) after "name", found "\\""'],
   ];
@@ -119,7 +119,10 @@ t.test('every malformed filter is reported, at the path the caller chose', async
 
 t.test('limits on the number and length of filters', async (t) => {
   t.match(problem(Array.from({ length: filterLimits.maxFilters + 1 }, () => 'name')).message, /65 filters given; at most 64/);
-  t.match(problem([`name==${'x'.repeat(filterLimits.maxFilterLength)}`]).errors[0]!.message, /at 4096: is 4102 characters long; at most 4096/);
+  t.match(
+    problem([`name==${'x'.repeat(filterLimits.maxFilterLength)}`]).errors[0]!.message,
+    /at 4096: is 4102 characters long; at most 4096/,
+  );
   t.ok(parseFilters(Array.from({ length: filterLimits.maxFilters }, () => 'name')));
 });
 
@@ -128,7 +131,34 @@ t.test('a value that is not a string is a typed error too', async (t) => {
 });
 
 t.test('fuzz: random filters parse or fail with the typed error, never anything else', async (t) => {
-  const alphabet = ['a', 'b', 'n', 'name', 'labels', 'state', 'id', '.', ',', '=', '==', '!=', '~=', '!', '~', '"', '\\', ' ', '[', '(', '*', '/', '@', 'é', '\u0000', '\n'];
+  const alphabet = [
+    'a',
+    'b',
+    'n',
+    'name',
+    'labels',
+    'state',
+    'id',
+    '.',
+    ',',
+    '=',
+    '==',
+    '!=',
+    '~=',
+    '!',
+    '~',
+    '"',
+    '\\',
+    ' ',
+    '[',
+    '(',
+    '*',
+    '/',
+    '@',
+    'é',
+    '\u0000',
+    '\n',
+  ];
   let seed = 42;
   const random = (n: number) => {
     seed = (seed * 1103515245 + 12345) % 2 ** 31;
