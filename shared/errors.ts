@@ -151,6 +151,22 @@ export class TaskRunningError extends TaskhostError {
 export class TaskNotRunningError extends TaskhostError {
   static override readonly code = 'TASK_NOT_RUNNING';
 }
+/** The task holds its update lock (its `TASKHOST_LOCK_FILE` exists): stop, restart and destroy wait for `force`. */
+export class TaskLockedError extends TaskhostError {
+  static override readonly code = 'TASK_LOCKED';
+}
+/** The agent's API has no route for that method and path. */
+export class RouteNotFoundError extends TaskhostError {
+  static override readonly code = 'ROUTE_NOT_FOUND';
+}
+/** A request to the agent's TCP listener without the right `Authorization: Bearer <token>`. */
+export class UnauthorizedError extends TaskhostError {
+  static override readonly code = 'UNAUTHORIZED';
+}
+/** Another agent already answers on the socket (or holds the data directory) this one was told to use. */
+export class AgentRunningError extends TaskhostError {
+  static override readonly code = 'AGENT_RUNNING';
+}
 /** A device id is not known to any plugin. */
 export class UnknownDeviceError extends TaskhostError {
   static override readonly code = 'UNKNOWN_DEVICE';
@@ -186,6 +202,10 @@ const classes: (typeof TaskhostError)[] = [
   TaskExistsError,
   TaskRunningError,
   TaskNotRunningError,
+  TaskLockedError,
+  RouteNotFoundError,
+  UnauthorizedError,
+  AgentRunningError,
   UnknownDeviceError,
   DeviceUnhealthyError,
 ];
