@@ -1,0 +1,22 @@
+// Fresh data dirs and records for the store tests.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { TaskRecord, Unstamped } from '../../agent/store-records.js';
+
+export function dataDir(t: { teardown(fn: () => unknown): void }): string {
+  return mkdtempSync(path.join(tmpdir(), 'taskhost-store-'));
+}
+
+export function task(id: string, extra: Partial<Unstamped<TaskRecord>> = {}): Unstamped<TaskRecord> {
+  return {
+    id,
+    namespace: 'default',
+    name: `task-${id}`,
+    driver: 'mock',
+    state: 'pending',
+    labels: {},
+    spec: { name: `task-${id}`, driver: 'mock', config: {}, killTimeout: '5s' },
+    ...extra,
+  };
+}
