@@ -220,7 +220,8 @@ export class AgentStore {
    */
   eventsSince(after: number, options: { limit?: number } = {}): StoreEvent[] {
     this.#assertOpen();
-    if (!Number.isSafeInteger(after) || after < 0) throw new InvalidConfigError(`an event index must be a non-negative integer, not ${after}`);
+    if (!Number.isSafeInteger(after) || after < 0)
+      throw new InvalidConfigError(`an event index must be a non-negative integer, not ${after}`);
     const last = this.#lastEventIndex;
     if (after > last) {
       throw new EventIndexError(
@@ -287,7 +288,8 @@ export class AgentStore {
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new InvalidStoreError(`the store at ${this.path} is closed`, { details: { path: this.path, reason: 'closed' } });
+    if (this.#closed)
+      throw new InvalidStoreError(`the store at ${this.path} is closed`, { details: { path: this.path, reason: 'closed' } });
   }
 
   #collection<T>(kind: Kind<T>): Collection<T> {
@@ -301,7 +303,8 @@ export class AgentStore {
         return listRecords<T>((start, end) => this.#db.getRange({ start, end }), kind.name, options).map(([, v]) => v);
       },
       put: (record, options) => this.transaction((tx) => this.#txCollection(tx, kind).put(record, options)),
-      update: (namespace, id, change, options) => this.transaction((tx) => this.#txCollection(tx, kind).update(namespace, id, change, options)),
+      update: (namespace, id, change, options) =>
+        this.transaction((tx) => this.#txCollection(tx, kind).update(namespace, id, change, options)),
       delete: (namespace, id, options) => this.#transactionDelete(kind, namespace, id, options),
     };
   }
@@ -435,7 +438,9 @@ function listRecords<T>(
   const prefix = options.namespace === undefined ? 'v1/' : `v1/${checkNamespace(options.namespace)}/${kind}/${options.prefix ?? ''}`;
   const out: [string, T][] = [];
   for (const entry of range(prefix, prefixEnd(prefix))) {
-    const [key, value] = Array.isArray(entry) ? (entry as [string, unknown]) : [(entry as { key: string }).key, (entry as { value: unknown }).value];
+    const [key, value] = Array.isArray(entry)
+      ? (entry as [string, unknown])
+      : [(entry as { key: string }).key, (entry as { value: unknown }).value];
     if (options.namespace === undefined) {
       // v1/<namespace>/<kind>/<id>: namespaces hold no '/', ids may.
       const rest = key.slice(3);
@@ -484,7 +489,12 @@ function prefixEnd(prefix: string): string {
   return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }
 
-function invalid(storePath: string, reason: 'corrupt' | 'foreign' | 'newer' | 'migration', message: string, cause?: unknown): InvalidStoreError {
+function invalid(
+  storePath: string,
+  reason: 'corrupt' | 'foreign' | 'newer' | 'migration',
+  message: string,
+  cause?: unknown,
+): InvalidStoreError {
   return new InvalidStoreError(message, { details: { path: storePath, reason }, cause });
 }
 
@@ -540,11 +550,16 @@ function migrate(db: RootDatabase, storePath: string, migrations: readonly Store
       let empty = true;
       for (const _ of db.getKeys({ limit: 1 })) empty = false;
       if (!empty) {
-        throw invalid(storePath, 'foreign', `the store ${storePath} is an LMDB file that taskhost did not write (it has no taskhost marker): ${moveAside}`);
+        throw invalid(
+          storePath,
+          'foreign',
+          `the store ${storePath} is an LMDB file that taskhost did not write (it has no taskhost marker): ${moveAside}`,
+        );
       }
       version = 0;
     } else {
-      if (found?.app !== marker.app) throw invalid(storePath, 'foreign', `the store ${storePath} has a marker that is not taskhost's: ${moveAside}`);
+      if (found?.app !== marker.app)
+        throw invalid(storePath, 'foreign', `the store ${storePath} has a marker that is not taskhost's: ${moveAside}`);
       const stored = db.get(metaKeys.schemaVersion);
       if (!Number.isSafeInteger(stored) || (stored as number) < 0) {
         throw invalid(storePath, 'corrupt', `the store ${storePath} has no valid schema version (${JSON.stringify(stored)}): ${moveAside}`);
@@ -554,7 +569,12 @@ function migrate(db: RootDatabase, storePath: string, migrations: readonly Store
   } catch (err) {
     if (err instanceof InvalidStoreError) throw err;
     // A value that is not JSON: another program's LMDB file.
-    throw invalid(storePath, 'foreign', `the store ${storePath} holds data taskhost did not write (${(err as Error).message}): ${moveAside}`, err);
+    throw invalid(
+      storePath,
+      'foreign',
+      `the store ${storePath} holds data taskhost did not write (${(err as Error).message}): ${moveAside}`,
+      err,
+    );
   }
   if (version > latest) {
     throw invalid(

@@ -1,11 +1,13 @@
 // Fresh data dirs and records for the store tests.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TaskRecord, Unstamped } from '../../agent/store-records.js';
 
 export function dataDir(t: { teardown(fn: () => unknown): void }): string {
-  return mkdtempSync(path.join(tmpdir(), 'taskhost-store-'));
+  const dir = mkdtempSync(path.join(tmpdir(), 'taskhost-store-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 export function task(id: string, extra: Partial<Unstamped<TaskRecord>> = {}): Unstamped<TaskRecord> {

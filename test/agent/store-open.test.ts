@@ -130,7 +130,9 @@ t.test('a migration that throws leaves the store at its old version', async (t) 
 });
 
 t.test('options are checked up front', async (t) => {
-  await t.rejects(AgentStore.open({ dataDir: dataDir(t), eventHistory: 0 }), { message: 'options.eventHistory must be a positive integer, not 0' });
+  await t.rejects(AgentStore.open({ dataDir: dataDir(t), eventHistory: 0 }), {
+    message: 'options.eventHistory must be a positive integer, not 0',
+  });
   await t.rejects(AgentStore.open({ dataDir: dataDir(t), migrations: [{ from: 1, description: '', migrate: () => {} }] }), {
     message: 'migration 0 must be from version 0, not 1',
   });

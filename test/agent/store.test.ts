@@ -54,11 +54,31 @@ t.test('task records round-trip, get stamped, list by namespace and prefix, and 
 t.test('images and reservations have their own keys', async (t) => {
   const store = await openStore(t);
   const ref = 'docker.io/library/busybox:1.35@sha256:' + 'a'.repeat(64);
-  await store.images.put({ ref, namespace: 'default', name: 'busybox:1.35', id: 'sha256:' + 'b'.repeat(64), sizeBytes: 4096, users: ['a1'], labels: {} });
-  await store.reservations.put({ id: 'r1', namespace: 'default', taskId: 'a1', devices: [{ name: 'example/file/mock', ids: ['d0'] }], labels: {} });
+  await store.images.put({
+    ref,
+    namespace: 'default',
+    name: 'busybox:1.35',
+    id: 'sha256:' + 'b'.repeat(64),
+    sizeBytes: 4096,
+    users: ['a1'],
+    labels: {},
+  });
+  await store.reservations.put({
+    id: 'r1',
+    namespace: 'default',
+    taskId: 'a1',
+    devices: [{ name: 'example/file/mock', ids: ['d0'] }],
+    labels: {},
+  });
   t.equal(store.images.get('default', ref)?.sizeBytes, 4096, 'a ref with / : and @ is one key');
-  t.same(store.images.list({ namespace: 'default' }).map((r) => r.ref), [ref]);
-  t.same(store.reservations.list().map((r) => r.id), ['r1']);
+  t.same(
+    store.images.list({ namespace: 'default' }).map((r) => r.ref),
+    [ref],
+  );
+  t.same(
+    store.reservations.list().map((r) => r.id),
+    ['r1'],
+  );
   t.same(store.tasks.list(), [], 'no kind leaks into another');
 });
 
@@ -67,7 +87,9 @@ t.test('invalid records and namespaces are refused with the path', async (t) => 
   await t.rejects(store.tasks.put({ ...task('x'), state: 'sleeping' as 'pending' }), { code: 'INVALID_CONFIG', message: /\/state/ });
   await t.rejects(store.tasks.put(task('x', { namespace: 'no/slash' })), InvalidConfigError);
   t.throws(() => store.tasks.get('a/b', 'x'), { code: 'INVALID_CONFIG', message: /namespace "a\/b" is invalid/ });
-  await t.rejects(store.tasks.put(task('x', { labels: { k: 'v'.repeat(5000) } })), { message: /\/labels\/k: key and value must be at most 4096 bytes/ });
+  await t.rejects(store.tasks.put(task('x', { labels: { k: 'v'.repeat(5000) } })), {
+    message: /\/labels\/k: key and value must be at most 4096 bytes/,
+  });
   t.same(store.tasks.list(), []);
   t.equal(store.lastEventIndex, 0, 'a refused write appends no event');
 });
@@ -98,7 +120,9 @@ t.test('a transaction writes all its keys and events, or none when it throws', a
   t.equal(result, 'done');
   t.equal(store.tasks.get('default', 'a1')?.state, 'running');
   t.equal(store.lastEventIndex, before + 1, 'one event: the reservation asked for none');
-  t.match(store.eventsSince(before), [{ index: before + 1, topic: 'tasks', type: 'state', key: 'default/a1', payload: { state: 'running' } }]);
+  t.match(store.eventsSince(before), [
+    { index: before + 1, topic: 'tasks', type: 'state', key: 'default/a1', payload: { state: 'running' } },
+  ]);
 });
 
 t.test('transactions queued together stay apart: one that throws does not undo the others', async (t) => {
@@ -179,11 +203,15 @@ t.test('the history is bounded: the oldest events are dropped, and asking for th
   );
   t.throws(() => store.eventsSince(1), {
     code: 'EVENT_INDEX_UNAVAILABLE',
-    message: 'events after index 1 are no longer kept (the history holds 3; the oldest is 3): list the records again and follow events from 5',
+    message:
+      'events after index 1 are no longer kept (the history holds 3; the oldest is 3): list the records again and follow events from 5',
     details: { reason: 'expired', requested: 1, oldestIndex: 3, lastIndex: 5 },
   });
   t.throws(() => store.eventsSince(0), EventIndexError);
-  t.throws(() => store.eventsSince(9), { details: { reason: 'ahead', lastIndex: 5 }, message: /event index 9 is past the last event \(5\)/ });
+  t.throws(() => store.eventsSince(9), {
+    details: { reason: 'ahead', lastIndex: 5 },
+    message: /event index 9 is past the last event \(5\)/,
+  });
   await store.close();
 
   // A smaller history at the next start trims at the next write.
