@@ -38,8 +38,14 @@ export const httpStatusByCode: Readonly<Record<string, number>> = Object.freeze(
   TASK_RUNNING: 409,
   TASK_NOT_RUNNING: 409,
   AGENT_RUNNING: 409,
+  DATA_DIR_LOCKED: 409,
+  // The events asked for were dropped from the bounded history (or are not there yet): the client
+  // must list again rather than resume.
+  EVENT_INDEX_UNAVAILABLE: 410,
   TASK_LOCKED: 423,
   TASKHOST_ERROR: 500,
+  // A store the agent refuses to open stops it at start; over HTTP it could only be the server's fault.
+  STORE_INVALID: 500,
   NOT_IMPLEMENTED: 501,
   PLUGIN_ERROR: 502,
   PLUGIN_FAILED: 502,

@@ -176,6 +176,25 @@ export class DeviceUnhealthyError extends TaskhostError {
   static override readonly code = 'DEVICE_UNHEALTHY';
   static override readonly recoverable = true;
 }
+/**
+ * The agent's store cannot be used: not an LMDB file, an LMDB file taskhost did not write, or one
+ * from a newer taskhost. `details.path` names it, `details.reason` says which
+ * (`corrupt`, `foreign`, `newer`). The store is never reset to make it fit.
+ */
+export class InvalidStoreError extends TaskhostError {
+  static override readonly code = 'STORE_INVALID';
+}
+/** Another agent holds the data dir; `details.pid` is its process id. */
+export class DataDirLockedError extends TaskhostError {
+  static override readonly code = 'DATA_DIR_LOCKED';
+}
+/**
+ * Events from that index are not in the store's history: older than the oldest kept
+ * (`details.reason` `expired`: list the records again) or newer than the last one (`ahead`).
+ */
+export class EventIndexError extends TaskhostError {
+  static override readonly code = 'EVENT_INDEX_UNAVAILABLE';
+}
 
 /** One schema violation: where it is (JSON Pointer) and what is wrong. */
 export interface SchemaIssue {
@@ -208,6 +227,9 @@ const classes: (typeof TaskhostError)[] = [
   AgentRunningError,
   UnknownDeviceError,
   DeviceUnhealthyError,
+  InvalidStoreError,
+  DataDirLockedError,
+  EventIndexError,
 ];
 
 /** Every stable error code, for documentation and exhaustive checks. */
