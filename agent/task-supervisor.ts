@@ -132,6 +132,9 @@ export class TaskSupervisor extends EventEmitter<TaskSupervisorEvents> {
     const checked = parseTaskSpec(spec, 'the task spec');
     const labels = checked.labels ?? {};
     const issues = checkLabels(labels);
+    // Device reservations are not persisted by the agent yet: refused rather than ignored.
+    if (checked.devices?.length)
+      issues.push({ path: '/devices', message: 'the agent does not reserve devices yet: run a task with devices through `taskhost run`' });
     if (issues.length)
       throw new InvalidConfigError(`the task spec is invalid: ${formatIssues(issues).join('; ')}`, { details: { errors: issues } });
     await this.start();
