@@ -272,7 +272,11 @@ export class TaskSupervisor extends EventEmitter<TaskSupervisorEvents> {
     if (!isTerminal(record.state)) {
       throw new TaskRunningError(`task ${id} is ${record.state}: stop it first (POST /v1/tasks/{id}/stop), then delete it`);
     }
-    if (this.#manager.tasks().some((h) => h.config.id === id)) await this.#manager.destroyTask(id, true);
+    // The watcher releases the handle after it recorded the exit, maybe at this very moment.
+    if (this.#manager.tasks().some((h) => h.config.id === id))
+      await this.#manager.destroyTask(id, true).catch((err: unknown) => {
+        if (!(err instanceof TaskNotFoundError)) throw err;
+      });
     await this.#store.tasks.delete(namespace, id);
   }
 
