@@ -168,3 +168,29 @@ t.test('a pending record whose handle the driver manager has is adopted', async 
   await second.supervisor.stop('default', record.id, { timeoutMs: 10_000 });
   t.match(await second.supervisor.wait('default', record.id), { state: 'exited' });
 });
+
+t.test('at start, a completed record’s leftover handle is released, not run; a handle without a record is left alone', async (t) => {
+  const dataDir = freshDataDir(t);
+  const first = await openParts(t, dataDir);
+  const done = await first.supervisor.submit('default', mock('done', { runFor: '600s' }));
+  const orphan = await first.supervisor.submit('default', mock('orphan', { runFor: '600s' }));
+  await until(first.supervisor, 'default', done.id, running);
+  await until(first.supervisor, 'default', orphan.id, running);
+  await first.close();
+  // As if the agent died after recording the exit and before releasing the handle.
+  const store = await AgentStore.open({ dataDir });
+  await store.tasks.update('default', done.id, (r) => ({
+    ...r,
+    state: 'exited',
+    exitResult: { exitCode: 0, signal: null, oomKilled: false },
+  }));
+  await store.tasks.delete('default', orphan.id);
+  await store.close();
+  const second = await openParts(t, dataDir);
+  t.match(second.supervisor.get('default', done.id), { state: 'exited', exitResult: { exitCode: 0 } });
+  t.same(
+    second.manager.tasks().map((h) => h.config.id),
+    [orphan.id],
+    'the completed task’s handle is gone; the unknown one is kept',
+  );
+});
