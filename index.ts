@@ -17,6 +17,17 @@ export { discover, negotiateApiVersion, type Discovery, type PluginCandidate, ty
 export { validateAgentConfigFile, type ConfigReport } from './plugin-loader/validate.js';
 export type { CallOptions, StreamOptions } from './plugin-loader/plugin-worker.js';
 
+// The node agent: the whole of it in one object, and its task supervisor.
+export { Agent, agentSocket, type AgentOptions } from './agent/agent.js';
+export {
+  TaskSupervisor,
+  handleDir,
+  type StopOptions,
+  type TaskSupervisorEvents,
+  type TaskSupervisorOptions,
+} from './agent/task-supervisor.js';
+export type { TaskRecord, TaskRecordState } from './agent/store-records.js';
+
 // Drivers: the manager, its client of one driver plugin, where task handles are kept.
 export {
   DriverManager,

@@ -5,12 +5,13 @@
  */
 import { ErrorBody } from './http-errors.js';
 import { builtinRoutes, type ApiRouteDefinition } from './server-routes.js';
+import { taskRouteDefinitions } from './task-routes.js';
 
 type Json = Record<string, unknown>;
 
-/** The routes the agent serves today; the task routes join them with the supervisor. */
+/** The routes the agent serves: the built-in ones and the task routes. */
 export function agentRouteDefinitions(): ApiRouteDefinition[] {
-  return [...builtinRoutes];
+  return [...builtinRoutes, ...taskRouteDefinitions()];
 }
 
 /** The OpenAPI document for a set of routes (the agent's by default). */

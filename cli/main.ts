@@ -18,7 +18,8 @@ import { runDriverConformance, type CheckResult } from '../conformance/driver-co
 import { runDeviceConformance } from '../conformance/device-conformance.js';
 import { findConformanceTarget } from '../conformance/check-runner.js';
 import { benchCommand } from './bench/bench-command.js';
-import { runTask, type Interrupts } from './run-task.js';
+import { runTask, stopSignals, type Interrupts, type StopSignal } from './run-task.js';
+import { Agent } from '../agent/agent.js';
 import { cliLogger } from './log.js';
 import { table } from './table.js';
 
@@ -102,6 +103,38 @@ Examples:
         io,
         ...(io.interrupts ? { interrupts: io.interrupts } : {}),
       });
+    });
+
+  program
+    .command('agent')
+    .description(
+      'run the node agent: it keeps every task in its store under dataDir and serves the API on <dataDir>/agent.sock; SIGINT or SIGTERM stops it and leaves its tasks running',
+    )
+    .option('--socket <path>', 'the unix socket (default <dataDir>/agent.sock)')
+    .option('--listen <host:port>', 'also serve loopback TCP, with the bearer token of <dataDir>/agent.token')
+    .action(async (opts: { socket?: string; listen?: string }) => {
+      const config = await agentConfig(program.opts<GlobalOptions>());
+      const agent = await Agent.start({
+        config,
+        logger: cliLogger(config.logLevel ?? 'warn', io),
+        ...(opts.socket ? { socket: opts.socket } : {}),
+        ...(opts.listen ? { listen: opts.listen } : {}),
+      });
+      const where = agent.addresses.tcp ? ` and ${agent.addresses.tcp.host}:${agent.addresses.tcp.port}` : '';
+      io.stderr.write(`taskhost: agent listening on ${agent.addresses.socket}${where}\n`);
+      const interrupts = io.interrupts ?? process;
+      const signal = await new Promise<StopSignal>((resolve) => {
+        const handlers = stopSignals.map((s) => {
+          const handler = () => {
+            for (const [name, fn] of handlers) interrupts.off(name, fn);
+            resolve(s);
+          };
+          interrupts.on(s, handler);
+          return [s, handler] as const;
+        });
+      });
+      io.stderr.write(`taskhost: ${signal}: stopping the agent (its tasks keep running)\n`);
+      await agent.close();
     });
 
   program

@@ -298,6 +298,12 @@ export const TaskSpec = Type.Object(
     user: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
     job: Type.Optional(Name()),
     group: Type.Optional(Name()),
+    // The agent's record keeps these (design.md section 10); drivers never see them.
+    labels: Type.Optional(
+      Type.Record(Type.String({ minLength: 1 }), Type.String(), {
+        description: "labels of the agent's task record (key + value at most 4096 bytes); not passed to the driver",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
