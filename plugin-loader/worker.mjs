@@ -4,7 +4,6 @@
 // the host's own SDK (sdk-resolve-hooks.mjs).
 import { readFileSync } from 'node:fs';
 import { register } from 'node:module';
-import { stopCoverage } from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import { workerData } from 'node:worker_threads';
 
@@ -20,10 +19,6 @@ const server = await import(runtime);
 // declares it, are loaded first and only the plugin's own imports pay. Registered after tsx, the
 // hooks run first and hand tsx the SDK's .ts entry when running from sources.
 if (!builtin) {
-  // Under the test suite's coverage (NODE_V8_COVERAGE, from sources), a third-party plugin's worker
-  // records none: tsx compiles the SDK here into one-line code, and when such a worker dies of its
-  // plugin's crash its coverage of shared/ (mapped back from that code) spoils the report.
-  if (typescript && process.env.NODE_V8_COVERAGE) stopCoverage();
   const hooks = await import(resolveHooks);
   if (entry.startsWith('file:') && hooks.declaresTaskhost(fileURLToPath(entry))) await import(sdk);
   let version;
