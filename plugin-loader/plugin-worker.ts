@@ -3,6 +3,7 @@
  * When the thread dies, every call and stream on it settles with a PluginCrashedError and the
  * worker emits `exit` once; restarting is the supervisor's job (a new PluginWorker).
  */
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { EventEmitter } from 'eventemitter3';
@@ -72,13 +73,23 @@ export interface StreamOptions extends CallOptions {
 
 const here = import.meta.url;
 const fromSources = here.endsWith('.ts');
+const hostManifest = fileURLToPath(new URL(fromSources ? '../package.json' : '../../package.json', here));
+/** Read once here, not by every worker at its start. */
+function readHostVersion(file: string): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as { version?: string }).version;
+  } catch {
+    return undefined;
+  }
+}
 const boot: Omit<WorkerBoot, 'entry' | 'builtin'> = {
   runtime: new URL(fromSources ? './worker-runtime.ts' : './worker-runtime.js', here).href,
   typescript: fromSources,
   resolveHooks: new URL('./sdk-resolve-hooks.mjs', here).href,
   // The host's own SDK entry: what `taskhost/sdk` is to every plugin (see sdk-resolve-hooks.mjs).
   sdk: new URL(fromSources ? '../shared/index.ts' : '../shared/index.js', here).href,
-  hostManifest: fileURLToPath(new URL(fromSources ? '../package.json' : '../../package.json', here)),
+  hostManifest,
+  hostVersion: readHostVersion(hostManifest),
 };
 const workerFile = new URL('./worker.mjs', here).href;
 /** Where the built-in plugins live: they import the SDK by relative paths, so need no resolve hooks. */

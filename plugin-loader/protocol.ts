@@ -19,8 +19,10 @@ export interface WorkerBoot {
   resolveHooks: string;
   /** file: URL of the SDK entry those hooks resolve `taskhost/sdk` to. */
   sdk: string;
-  /** Path of the host's package.json: its modules are left alone, its version is quoted in errors. */
+  /** Path of the host's package.json: its modules are left alone. */
   hostManifest: string;
+  /** The host's version (from that package.json, read once by the host), quoted in errors. */
+  hostVersion: string | undefined;
   /** file: URL of the plugin's entry module. */
   entry: string;
   /** A built-in plugin (drivers/*, devices/* of the host): no resolve hooks. */

@@ -2,12 +2,11 @@
 // From sources it registers tsx first; from dist/ it imports the compiled runtime directly.
 // For a plugin that is not built in, it then registers the hooks that resolve `taskhost/sdk` to
 // the host's own SDK (sdk-resolve-hooks.mjs).
-import { readFileSync } from 'node:fs';
 import { register } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { workerData } from 'node:worker_threads';
 
-const { runtime, typescript, resolveHooks, sdk, hostManifest, entry, builtin } = workerData;
+const { runtime, typescript, resolveHooks, sdk, hostManifest, hostVersion, entry, builtin } = workerData;
 if (typescript) {
   const tsx = await import('tsx/esm/api');
   tsx.register();
@@ -21,13 +20,7 @@ const server = await import(runtime);
 if (!builtin) {
   const hooks = await import(resolveHooks);
   if (entry.startsWith('file:') && hooks.declaresTaskhost(fileURLToPath(entry))) await import(sdk);
-  let version;
-  try {
-    version = JSON.parse(readFileSync(hostManifest, 'utf8')).version;
-  } catch {
-    version = undefined;
-  }
-  register(resolveHooks, { parentURL: import.meta.url, data: { sdk, hostManifest, version } });
+  register(resolveHooks, { parentURL: import.meta.url, data: { sdk, hostManifest, version: hostVersion } });
 }
 
 export const session = server.session;
