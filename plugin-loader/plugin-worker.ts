@@ -73,6 +73,12 @@ export interface StreamOptions extends CallOptions {
 
 const here = import.meta.url;
 const fromSources = here.endsWith('.ts');
+// From sources a worker compiles TypeScript with tsx (one line per file), the host under tap with
+// its own loader. tap's coverage hooks reach into a worker and record it when it exits on its own
+// (a plugin crash): that record of a shared file, merged offset by offset with the host's, spoils
+// the coverage of every file the two share. So from sources under tap, workers record none.
+const noWorkerCoverage = fromSources && process.env._TAPJS_PROCESSINFO_COVERAGE_ !== undefined;
+const workerEnv = (): NodeJS.ProcessEnv => (noWorkerCoverage ? { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' } : { ...process.env });
 const hostManifest = fileURLToPath(new URL(fromSources ? '../package.json' : '../../package.json', here));
 /** Read once here, not by every worker at its start. */
 function readHostVersion(file: string): string | undefined {
@@ -125,7 +131,7 @@ export class PluginWorker extends EventEmitter<PluginWorkerEvents> {
       recordTiming: false,
       // Not the host's flags: its loaders (tap, ts-node, --inspect) have no business in a plugin.
       execArgv: process.execArgv.filter((a) => a === '--enable-source-maps'),
-      ...(options.probe?.env ? { env: { ...process.env, ...options.probe.env } } : {}),
+      ...(options.probe?.env || noWorkerCoverage ? { env: { ...workerEnv(), ...options.probe?.env } } : {}),
     });
     this.#pool.on('error', (err: unknown) => this.#died(err));
     const { port1, port2 } = new MessageChannel();
