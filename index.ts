@@ -20,13 +20,21 @@ export type { CallOptions, StreamOptions } from './plugin-loader/plugin-worker.j
 // The node agent: the whole of it in one object, and its task supervisor.
 export { Agent, agentSocket, type AgentOptions } from './agent/agent.js';
 export {
+  AgentClient,
+  type AgentClientOptions,
+  type EventsOptions,
+  type ImageListing,
+  type LogsOptions,
+  type StopTaskOptions,
+} from './agent/agent-client.js';
+export {
   TaskSupervisor,
   handleDir,
   type StopOptions,
   type TaskSupervisorEvents,
   type TaskSupervisorOptions,
 } from './agent/task-supervisor.js';
-export type { TaskRecord, TaskRecordState } from './agent/store-records.js';
+export type { StoreEvent, TaskRecord, TaskRecordState } from './agent/store-records.js';
 
 // Drivers: the manager, its client of one driver plugin, where task handles are kept.
 export {

@@ -57,6 +57,8 @@ export const httpStatusByCode: Readonly<Record<string, number>> = Object.freeze(
   PLUGIN_CRASHED: 503,
   PLUGIN_SHUTDOWN: 503,
   DEVICE_UNHEALTHY: 503,
+  // Raised by clients of the agent only (no agent answered); an agent never sends it.
+  AGENT_UNREACHABLE: 503,
   CANCELLED: 503,
   TIMEOUT: 504,
 });

@@ -167,6 +167,16 @@ export class UnauthorizedError extends TaskhostError {
 export class AgentRunningError extends TaskhostError {
   static override readonly code = 'AGENT_RUNNING';
 }
+/**
+ * No agent answers on the socket a client was given (`AgentClient`, `taskhost tasks`): no file
+ * there, a socket no process listens on, or one this user may not open; or the agent went away
+ * mid-answer. `details.socket` names the socket, `details.cause` the system's code (`ENOENT`),
+ * `details.reason` (only when nothing answered at all) says it in words.
+ */
+export class AgentUnreachableError extends TaskhostError {
+  static override readonly code = 'AGENT_UNREACHABLE';
+  static override readonly recoverable = true;
+}
 /** A device id is not known to any plugin. */
 export class UnknownDeviceError extends TaskhostError {
   static override readonly code = 'UNKNOWN_DEVICE';
@@ -225,6 +235,7 @@ const classes: (typeof TaskhostError)[] = [
   RouteNotFoundError,
   UnauthorizedError,
   AgentRunningError,
+  AgentUnreachableError,
   UnknownDeviceError,
   DeviceUnhealthyError,
   InvalidStoreError,
