@@ -20,6 +20,7 @@ import { findConformanceTarget } from '../conformance/check-runner.js';
 import { benchCommand } from './bench/bench-command.js';
 import { runTask, stopSignals, type Interrupts, type StopSignal } from './run-task.js';
 import { Agent } from '../agent/agent.js';
+import { addAgentCommands } from './agent-commands.js';
 import { cliLogger } from './log.js';
 import { table } from './table.js';
 
@@ -57,6 +58,8 @@ export async function main(argv: string[], io: CliIO = process): Promise<number>
 Examples:
   taskhost run examples/hello.json       run a task; its output streams here, its exit code is ours
   taskhost run task.json --json          the same, with one JSON result document on stdout
+  taskhost submit task.json --wait       run a task on the running agent; its exit code is ours
+  taskhost tasks --filter name~=^web     the agent's tasks whose name starts with web
   taskhost plugins                       list built-in plugins and those in ./plugins
   taskhost fingerprint                   each driver's health and attributes, and the device groups
   taskhost devices                       every device with its health, and each device plugin's state
@@ -136,6 +139,14 @@ Examples:
       io.stderr.write(`taskhost: ${signal}: stopping the agent (its tasks keep running)\n`);
       await agent.close();
     });
+
+  // submit, tasks, status, logs, stop, images, events: clients of a running agent.
+  addAgentCommands(program, {
+    io,
+    config: () => agentConfig(program.opts<GlobalOptions>()),
+    configFile: () => program.opts<GlobalOptions>().config,
+    exit: (code) => (exitCode = code),
+  });
 
   program
     .command('conformance')
