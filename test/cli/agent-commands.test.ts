@@ -71,8 +71,8 @@ t.test('submit prints the id; tasks lists, filters and prints JSON; status shows
   t.match(header, /^ID\s+DRIVER\s+STATE\s+EXIT\s+AGE$/);
   t.equal(rows.length, 2);
   const row = (id: string) => rows.find((r) => r.startsWith(id)) ?? '';
-  t.match(row(webId), /\s+mock\s+running\s+-\s+\d+s$/);
-  t.match(row(dbRecord.id), /\s+mock\s+exited\s+3\s+\d+s$/);
+  t.match(row(webId), /\s+mock\s+running\s+-\s+\d+[smh]$/);
+  t.match(row(dbRecord.id), /\s+mock\s+exited\s+3\s+\d+[smh]$/);
   t.ok(
     rows.every((r) => r.length <= 100),
     'rows fit in 100 columns',
@@ -96,7 +96,7 @@ t.test('submit prints the id; tasks lists, filters and prints JSON; status shows
   t.equal(status.code, 0);
   t.match(status.stdout, new RegExp(`^id: +${dbRecord.id}\nname: +db\nnamespace: +default\ndriver: +mock\n`));
   t.match(status.stdout, /\nstate: +exited with code 3\nlabels: +team=b\nconfig: +\{"exitCode":3/);
-  t.match(status.stdout, /\ncompleted: +\S+Z \(\d+s ago\)\n?$/);
+  t.match(status.stdout, /\ncompleted: +\S+Z \(\d+[smh] ago\)\n?$/);
   const json = await cli('status', '--json', webId);
   t.match(JSON.parse(json.stdout), { id: webId, state: 'running', labels: { team: 'a' }, spec: { config: { runFor: '600s' } } });
 });
