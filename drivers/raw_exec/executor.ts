@@ -85,7 +85,7 @@ export const executorScript = [
   'shift 3',
   // The executor's own messages (a shell reporting a killed child) stay out of the task's log.
   'exec 4>&2 2>/dev/null',
-  'trap : HUP INT QUIT PIPE ALRM TERM USR1 USR2',
+  'trap : HUP INT QUIT PIPE ALRM TERM USR1 USR2 TSTP TTIN TTOU',
   '(',
   // Field 22 (start time) of a /proc/<pid>/stat line; the name in field 2 may hold spaces.
   '  __taskhost_start() {',

@@ -82,6 +82,8 @@ interface Task {
 export default function rawExecDriver() {
   let config: RawExecConfig = { fingerprintInterval: '30s', allowCwdOutsideTaskDir: false };
   const tasks = new Map<string, Task>();
+  /** Ids whose startTask is under way: a second start of one is refused, never run twice. */
+  const starting = new Set<string>();
   const events = new EventHub<TaskEvent>();
   // Ends every stream when the driver shuts down.
   const closing = closingController();
@@ -168,7 +170,7 @@ export default function rawExecDriver() {
     },
 
     async startTask(cfg: TaskConfig): Promise<{ handle: TaskHandle }> {
-      if (tasks.has(cfg.id)) throw new TaskExistsError(`raw_exec already has a task "${cfg.id}"`);
+      if (tasks.has(cfg.id) || starting.has(cfg.id)) throw new TaskExistsError(`raw_exec already has a task "${cfg.id}"`);
       checkPolicy(cfg);
       const task = cfg.config as RawExecTaskConfig;
       const cwd = path.resolve(cfg.taskDir, task.cwd ?? '.');
@@ -188,6 +190,7 @@ export default function rawExecDriver() {
         );
       }
       let proc: TaskProcess;
+      starting.add(cfg.id);
       try {
         checkProgram(task.command, cwd, cfg.env);
         proc = await TaskProcess.spawn(
@@ -204,6 +207,8 @@ export default function rawExecDriver() {
         );
       } catch (err) {
         throw spawnFailure(task.command, task.args ?? [], cfg.env, err);
+      } finally {
+        starting.delete(cfg.id);
       }
       track(cfg, proc, files);
       emit(cfg, `started: pid ${proc.state.pid}`, { pid: String(proc.state.pid) });

@@ -59,8 +59,9 @@ export class TaskProcess {
 
   /** Starts the task under a new executor. Rejects with the spawn error (E2BIG), or if the executor fails before the task starts. */
   static async spawn(options: ExecutorOptions, tools: { setsid: string; mv: string }): Promise<TaskProcess> {
+    const startedAt = new Date().toISOString();
     const { child, record } = await startExecutor(options, tools);
-    const task = new TaskProcess({ ...record, startedAt: new Date().toISOString() }, options.files);
+    const task = new TaskProcess({ ...record, startedAt }, options.files);
     task.#handle = child;
     child.unref();
     if (child.exitCode !== null || child.signalCode !== null) task.#childExited(child);
@@ -218,7 +219,9 @@ export class TaskProcess {
     } catch (err) {
       return this.#finish(unknownExit((err as Error).message));
     }
-    if (recorded) return this.#finish(recorded.result, recorded.completedAt);
+    // A file's time comes from the kernel's coarse clock, which may lag this one by a tick.
+    if (recorded)
+      return this.#finish(recorded.result, recorded.completedAt < this.state.startedAt ? this.state.startedAt : recorded.completedAt);
     if (this.#taskIsLive()) {
       this.#watching = 'task';
       if (!this.#poller) this.#poll();

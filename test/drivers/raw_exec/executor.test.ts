@@ -313,14 +313,15 @@ t.test('a kill signal the shell might have ignored (SIGINT) stops the task; its 
   t.same(readFileSync(fds.stdoutPath, 'utf8').trim().split('\n').sort(), plain.trim().split('\n').sort(), 'no fd of the executor leaks in');
 });
 
-t.test('the executor survives a stray SIGTERM, SIGHUP or SIGINT and still records the exit', async (t) => {
+t.test('the executor survives a stray SIGTERM, SIGHUP, SIGINT or SIGTSTP and still records the exit', async (t) => {
   const driver = newDriver(t);
   const cfg = taskConfig(t, untilGo(6));
   const { handle } = await driver.startTask(cfg);
   const state = cleanUp(t, handle);
-  for (const signal of ['SIGTERM', 'SIGHUP', 'SIGINT', 'SIGUSR1'] as const) process.kill(state.executorPid!, signal);
+  for (const signal of ['SIGTERM', 'SIGHUP', 'SIGINT', 'SIGUSR1', 'SIGTSTP'] as const) process.kill(state.executorPid!, signal);
   await delay(200);
   t.ok(alive(state.executorPid!) && alive(state.pid), 'both live on');
+  t.not(readProcStat(state.executorPid!)?.state, 'T', 'the executor was not stopped');
   writeFileSync(path.join(cfg.taskDir, 'go'), '');
   t.same(await driver.waitTask(cfg.id, forever), exited(6));
   t.same(readExitFile(runFiles(cfg.taskDir, cfg.id).exit)?.result, exited(6));
@@ -349,6 +350,19 @@ t.test('a killed executor leaves the task running and stoppable; its exit status
     t.notOk(alive(state.pid), `${how}: the task is gone`);
     await driver.destroyTask(cfg.id, false);
   }
+});
+
+t.test('two concurrent starts of one id start it once', async (t) => {
+  const driver = newDriver(t);
+  const cfg = taskConfig(t, { command: 'sleep', args: ['30'] });
+  const results = await Promise.allSettled([driver.startTask(cfg), driver.startTask(cfg)]);
+  for (const r of results) if (r.status === 'fulfilled') cleanUp(t, r.value.handle);
+  t.same(
+    results.map((r) => r.status),
+    ['fulfilled', 'rejected'],
+  );
+  t.match((results[1] as PromiseRejectedResult).reason, { code: 'TASK_EXISTS' });
+  await driver.destroyTask(cfg.id, true);
 });
 
 t.test('a task env may not use the names of the executor variables', async (t) => {
