@@ -1,7 +1,8 @@
 /**
  * The raw_exec driver, built in: runs a task's command as a plain process of this host, with no
- * isolation, in its own process group. Tasks outlive the driver: after a restart recoverTask
- * finds them again by pid and start time.
+ * isolation, in its own process group, under a small per-task executor (executor.ts) that
+ * outlives the driver and the agent and records the task's exit. After a restart recoverTask
+ * finds the task again by pid and start time, and reads its exit from the executor's file.
  */
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { arch, platform, release } from 'node:os';
@@ -21,6 +22,7 @@ import {
 } from '../../shared/driver.js';
 import { Duration, parseDuration } from '../../shared/duration.js';
 import {
+  PluginError,
   InvalidConfigError,
   TaskExistsError,
   type TaskhostError,
@@ -34,14 +36,18 @@ import { EventHub } from '../../shared/event-hub.js';
 import { ociArch } from '../../shared/oci-arch.js';
 import type { SetConfigRequest } from '../../shared/plugin.js';
 import { execCommand } from './exec-command.js';
+import { checkProgram, executorTools, executorVariablePrefix, readPidFile, removeRunFiles, runFiles, type RunFiles } from './executor.js';
 import { groupUsage } from './group-usage.js';
 import { closingController, pause as sleep } from '../../shared/pause.js';
 import { TaskProcess, type DriverState } from './task-process.js';
 
 const version = '0.1.0';
 
-/** The version of the driverState layout in task handles. */
-const handleVersion = 1;
+/**
+ * The version of the driverState layout in task handles. 2 added the executor's pid and start
+ * time; a version 1 handle (no executor) is still recovered, with an unknown exit status.
+ */
+const handleVersion = 2;
 
 /** How long a task may take to die after SIGKILL before stop or destroy gives up. */
 const killWaitMs = 5_000;
@@ -69,12 +75,15 @@ export type RawExecTaskConfig = Static<typeof RawExecTaskConfig>;
 interface Task {
   config: TaskConfig;
   proc: TaskProcess;
+  files: RunFiles;
 }
 
 /** A fresh driver with no tasks: the worker calls it once. */
 export default function rawExecDriver() {
   let config: RawExecConfig = { fingerprintInterval: '30s', allowCwdOutsideTaskDir: false };
   const tasks = new Map<string, Task>();
+  /** Ids whose startTask is under way: a second start of one is refused, never run twice. */
+  const starting = new Set<string>();
   const events = new EventHub<TaskEvent>();
   // Ends every stream when the driver shuts down.
   const closing = closingController();
@@ -95,14 +104,16 @@ export default function rawExecDriver() {
       ...(annotations ? { annotations } : {}),
     });
 
-  const track = (cfg: TaskConfig, proc: TaskProcess) => {
-    tasks.set(cfg.id, { config: cfg, proc });
+  const track = (cfg: TaskConfig, proc: TaskProcess, files: RunFiles) => {
+    tasks.set(cfg.id, { config: cfg, proc, files });
     proc.onExit((result) => emit(cfg, describeExit(result), exitAnnotations(result)));
   };
 
-  /** Kills the group and waits for the leader; then kills what it left behind. */
+  /** Kills the group and waits for the executor to record the exit; then kills what the task left behind. */
   const kill = async (task: Task) => {
-    if (task.proc.signal('SIGKILL') && !(await task.proc.exitedWithin(killWaitMs))) {
+    // Waited for even when nothing was left to signal: the executor may be recording the exit.
+    task.proc.signal('SIGKILL');
+    if (!(await task.proc.exitedWithin(killWaitMs))) {
       throw new TimeoutError(`task "${task.config.id}" (pid ${task.proc.state.pid}) did not exit within ${killWaitMs}ms of SIGKILL`);
     }
     await task.proc.killStragglers();
@@ -120,6 +131,12 @@ export default function rawExecDriver() {
     const cwd = (cfg.config as RawExecTaskConfig).cwd;
     if (cwd !== undefined && !config.allowCwdOutsideTaskDir && !isInside(cfg.taskDir, path.resolve(cfg.taskDir, cwd))) {
       issues.push({ path: '/config/cwd', message: outsideTaskDir(cwd) });
+    }
+    for (const name of Object.keys(cfg.env).filter((n) => n.startsWith(executorVariablePrefix))) {
+      issues.push({
+        path: `/env/${name.replaceAll('~', '~0').replaceAll('/', '~1')}`,
+        message: `names starting with "${executorVariablePrefix}" belong to raw_exec's executor (a shell), which would change their values: rename "${name}"`,
+      });
     }
     if (issues.length) throw invalidAll(issues);
   };
@@ -153,7 +170,7 @@ export default function rawExecDriver() {
     },
 
     async startTask(cfg: TaskConfig): Promise<{ handle: TaskHandle }> {
-      if (tasks.has(cfg.id)) throw new TaskExistsError(`raw_exec already has a task "${cfg.id}"`);
+      if (tasks.has(cfg.id) || starting.has(cfg.id)) throw new TaskExistsError(`raw_exec already has a task "${cfg.id}"`);
       checkPolicy(cfg);
       const task = cfg.config as RawExecTaskConfig;
       const cwd = path.resolve(cfg.taskDir, task.cwd ?? '.');
@@ -162,20 +179,38 @@ export default function rawExecDriver() {
       if (task.cwd !== undefined && !config.allowCwdOutsideTaskDir && !isInside(realpathSync(cfg.taskDir), realpathSync(cwd))) {
         throw invalid('/config/cwd', outsideTaskDir(task.cwd));
       }
+      const tools = executorTools();
+      if ('missing' in tools) throw new PluginError(`raw_exec cannot start tasks: ${missingTool(tools.missing)}`);
+      const files = runFiles(cfg.taskDir, cfg.id);
+      // A run the executor has recorded was started: by a host that crashed before it kept the
+      // handle, say. Starting it again would run it twice; recoverTask finds it from its config.
+      if (existsSync(files.pid)) {
+        throw new TaskExistsError(
+          `raw_exec already started task "${cfg.id}" (${files.pid} exists): recover it instead of starting it again`,
+        );
+      }
       let proc: TaskProcess;
+      starting.add(cfg.id);
       try {
-        proc = await TaskProcess.spawn({
-          command: task.command,
-          args: task.args ?? [],
-          cwd,
-          env: cfg.env,
-          stdoutPath: cfg.stdoutPath,
-          stderrPath: cfg.stderrPath,
-        });
+        checkProgram(task.command, cwd, cfg.env);
+        proc = await TaskProcess.spawn(
+          {
+            command: task.command,
+            args: task.args ?? [],
+            cwd,
+            env: cfg.env,
+            stdoutPath: cfg.stdoutPath,
+            stderrPath: cfg.stderrPath,
+            files,
+          },
+          tools,
+        );
       } catch (err) {
         throw spawnFailure(task.command, task.args ?? [], cfg.env, err);
+      } finally {
+        starting.delete(cfg.id);
       }
-      track(cfg, proc);
+      track(cfg, proc, files);
       emit(cfg, `started: pid ${proc.state.pid}`, { pid: String(proc.state.pid) });
       const reserved = [...cfg.mounts, ...cfg.devices];
       if (reserved.length) {
@@ -216,6 +251,7 @@ export default function rawExecDriver() {
       }
       await kill(task);
       task.proc.close();
+      removeRunFiles(task.files);
       tasks.delete(taskId);
     },
 
@@ -226,21 +262,42 @@ export default function rawExecDriver() {
         name: cfg.name,
         state: proc.running ? 'running' : 'exited',
         startedAt: proc.state.startedAt,
-        driverAttributes: { pid: String(proc.state.pid) },
+        driverAttributes: {
+          pid: String(proc.state.pid),
+          ...(proc.state.executorPid === undefined ? {} : { executorPid: String(proc.state.executorPid) }),
+        },
       };
       if (proc.result) status.exitResult = proc.result;
       if (proc.completedAt) status.completedAt = proc.completedAt;
       return status;
     },
 
+    /**
+     * Re-attaches from a handle; or, from an intent handle (driverState null: the host stopped
+     * while startTask ran), from the executor's pid file, which exists once the executor ran:
+     * without one the task never started (TaskNotFoundError), and it is never started here.
+     */
     recoverTask(handle: TaskHandle): void {
       if (typeof handle.config?.id !== 'string') throw invalid('/config', 'the task handle has no task config');
       if (tasks.has(handle.config.id)) return;
-      if (handle.version !== handleVersion) {
+      if (typeof handle.config.taskDir !== 'string') throw invalid('/config/taskDir', 'the task handle has no task directory');
+      const files = runFiles(handle.config.taskDir, handle.config.id);
+      let state: DriverState;
+      if (handle.driverState === null || handle.driverState === undefined) {
+        const recorded = readPidFile(files.pid);
+        if (!recorded) {
+          throw new TaskNotFoundError(
+            `raw_exec never started task "${handle.config.id}": there is no ${files.pid}, so the host stopped before the task's executor ran`,
+          );
+        }
+        state = recorded;
+      } else if (handle.version === handleVersion || handle.version === 1) {
+        state = driverState(handle.driverState, handle.version);
+      } else {
         throw invalid('/version', `raw_exec cannot recover a task handle of version ${handle.version}; it writes version ${handleVersion}`);
       }
-      const proc = TaskProcess.adopt(driverState(handle.driverState));
-      track(handle.config, proc);
+      const proc = TaskProcess.adopt(state, files);
+      track(handle.config, proc, files);
       emit(handle.config, `recovered: pid ${proc.state.pid}`, { pid: String(proc.state.pid) });
     },
 
@@ -301,6 +358,10 @@ function fingerprint(): DriverFingerprint {
   if (platform() !== 'linux' || !existsSync('/proc/self/stat')) {
     return { health: 'undetected', healthDescription: 'raw_exec needs Linux with /proc mounted', attributes: { 'driver.raw_exec': false } };
   }
+  const tools = executorTools();
+  if ('missing' in tools) {
+    return { health: 'undetected', healthDescription: missingTool(tools.missing), attributes: { 'driver.raw_exec': false } };
+  }
   return {
     health: 'healthy',
     healthDescription: 'Healthy',
@@ -312,6 +373,10 @@ function fingerprint(): DriverFingerprint {
       'cpu.arch': ociArch(arch()),
     },
   };
+}
+
+function missingTool(tool: string): string {
+  return `raw_exec runs each task under a /bin/sh executor that needs ${tool}, which this host lacks`;
 }
 
 function notRunning(taskId: string, action: string): TaskhostError {
@@ -372,20 +437,25 @@ function spawnFailure(command: string, args: string[], env: Record<string, strin
   return err instanceof Error ? err : new Error(String(err));
 }
 
-function driverState(value: unknown): DriverState {
+function driverState(value: unknown, version: number): DriverState {
   const s = value as Partial<DriverState> | null;
   const positive = (n: unknown) => Number.isInteger(n) && (n as number) > 0;
+  const executor = version === 1 || (positive(s?.executorPid) && Number.isInteger(s?.executorStartTime));
   if (
     typeof s !== 'object' ||
     s === null ||
     !positive(s.pid) ||
     !positive(s.pgid) ||
     !Number.isInteger(s.startTime) ||
-    typeof s.startedAt !== 'string'
+    typeof s.startedAt !== 'string' ||
+    !executor
   ) {
-    throw invalid('/driverState', 'the task handle has no raw_exec driver state ({ pid, pgid, startTime, startedAt })');
+    const fields =
+      version === 1 ? '{ pid, pgid, startTime, startedAt }' : '{ pid, pgid, startTime, startedAt, executorPid, executorStartTime }';
+    throw invalid('/driverState', `the task handle has no raw_exec driver state of version ${version} (${fields})`);
   }
-  return s as DriverState;
+  const { pid, pgid, startTime, startedAt, executorPid, executorStartTime } = s as Required<DriverState>;
+  return version === 1 ? { pid, pgid, startTime, startedAt } : { pid, pgid, startTime, startedAt, executorPid, executorStartTime };
 }
 
 function describeExit(result: ExitResult): string {

@@ -6,7 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import t from 'tap';
 import rawExecDriver, { type RawExecTaskConfig } from '../../../drivers/raw_exec/index.js';
 import { parseProcStat, readProcStat } from '../../../drivers/raw_exec/proc-stat.js';
-import { exitedUnwatched, fromWaitStatus, killGroup, type DriverState } from '../../../drivers/raw_exec/task-process.js';
+import { executorLost, exitedUnwatched, fromWaitStatus, killGroup, type DriverState } from '../../../drivers/raw_exec/task-process.js';
 import { fillSupervision } from '../../../plugin-loader/agent-config.js';
 import { discover } from '../../../plugin-loader/discovery.js';
 import { PluginInstance } from '../../../plugin-loader/plugin-instance.js';
@@ -124,7 +124,7 @@ t.test('start runs the command in the task dir with exactly the task env; wait g
   const cfg = taskConfig(t, sh('pwd; echo "marker=$TASK_MARKER home=${HOME-unset}"; echo oops >&2; exit 7'));
   const handle = await start(t, driver, cfg);
   const state = handle.driverState as DriverState;
-  t.match(handle, { version: 1, config: cfg, state: 'running' });
+  t.match(handle, { version: 2, config: cfg, state: 'running' });
   t.equal(state.pgid, state.pid, 'the task leads its own process group');
   t.ok(state.startTime > 0);
   t.same(await driver.waitTask(cfg.id, forever), exited(7));
@@ -401,10 +401,16 @@ t.test('stats report the whole group and end when the task exits', async (t) => 
   }
   await stopping;
   t.equal(samples.length, 2, 'the stream ended when the task exited');
+  // On a busy host the loop gets what the scheduler leaves it (a tenth of a core at a load of 20
+  // on 2), so only a share above none is certain.
+  t.ok(
+    samples.some((s) => s.cpu.percent > 0),
+    `cpu ${samples.map((s) => s.cpu.percent).join(', ')}%`,
+  );
   for (const s of samples) {
     t.equal(s.taskId, cfg.id);
     t.ok(s.memory.rssBytes > 100 * 1024, `rss ${s.memory.rssBytes}`);
-    t.ok(s.cpu.percent > 20 && s.cpu.percent <= 100 * cpus().length + 10, `cpu ${s.cpu.percent}%`);
+    t.ok(s.cpu.percent >= 0 && s.cpu.percent <= 100 * cpus().length + 10, `cpu ${s.cpu.percent}%`);
     t.same(s.measured, ['cpu.percent', 'cpu.userMs', 'cpu.systemMs', 'memory.rssBytes']);
   }
   t.ok(samples[1]!.cpu.userMs! + samples[1]!.cpu.systemMs! > samples[0]!.cpu.userMs! + samples[0]!.cpu.systemMs!);
@@ -443,21 +449,42 @@ t.test('recover: a second driver adopts a running task; inspect, stop and wait w
   const second = newDriver(t);
   second.recoverTask(handle);
   second.recoverTask(handle);
-  t.match(second.inspectTask(cfg.id), { state: 'running', driverAttributes: { pid: String((handle.driverState as DriverState).pid) } });
+  const state = handle.driverState as DriverState;
+  t.match(second.inspectTask(cfg.id), {
+    state: 'running',
+    driverAttributes: { pid: String(state.pid), executorPid: String(state.executorPid) },
+  });
   await second.stopTask(cfg.id, 2000);
-  const result = await second.waitTask(cfg.id, forever);
-  // In one process the first driver's child is reaped by Node, so the second may only see it vanish.
-  t.ok(result.signal === 'SIGTERM' || /reaped/.test(result.err ?? ''), `${JSON.stringify(result)}`);
-  t.same(await first.waitTask(cfg.id, forever), signalExit('SIGTERM'), 'the real status, where the child is ours');
+  t.same(
+    await second.waitTask(cfg.id, forever),
+    signalExit('SIGTERM'),
+    "the executor's record: the real status, also where the task is not ours",
+  );
+  t.same(await first.waitTask(cfg.id, forever), signalExit('SIGTERM'));
 });
 
-t.test('recover of a task that exited unwatched reports an unknown exit status', async (t) => {
+t.test('recover of a task that exited unwatched reports its real exit code, and when it exited', async (t) => {
   const first = newDriver(t);
   const cfg = taskConfig(t, sh('exit 5'));
   const handle = await start(t, first, cfg);
   t.same(await first.waitTask(cfg.id, forever), exited(5));
+  const completedAt = first.inspectTask(cfg.id).completedAt!;
   const second = newDriver(t);
   second.recoverTask(handle);
+  const status = second.inspectTask(cfg.id);
+  t.match(status, { state: 'exited', exitResult: exited(5) });
+  t.ok(Math.abs(Date.parse(status.completedAt!) - Date.parse(completedAt)) < 1000, 'the time the executor recorded it');
+  t.same(await second.waitTask(cfg.id, forever), exited(5));
+});
+
+t.test('a version 1 handle (from before the executor) is still recovered; its unwatched exit is unknown', async (t) => {
+  const first = newDriver(t);
+  const cfg = taskConfig(t, sh('exit 5'));
+  const handle = await start(t, first, cfg);
+  t.same(await first.waitTask(cfg.id, forever), exited(5));
+  const { pid, pgid, startTime, startedAt } = handle.driverState as DriverState;
+  const second = newDriver(t);
+  second.recoverTask({ ...handle, version: 1, driverState: { pid, pgid, startTime, startedAt } });
   const unknown = { exitCode: -1, signal: null, oomKilled: false, err: exitedUnwatched };
   t.match(second.inspectTask(cfg.id), { state: 'exited', exitResult: unknown });
   t.same(await second.waitTask(cfg.id, forever), unknown);
@@ -475,11 +502,29 @@ t.test('recover does not adopt a pid that now belongs to another process', async
   t.pass('stop and destroy left the other process alone');
 
   const other = taskConfig(t, { command: 'true' });
-  t.throws(() => driver.recoverTask({ version: 2, config: other, state: 'running', driverState: state }), InvalidConfigError);
+  t.throws(() => driver.recoverTask({ version: 3, config: other, state: 'running', driverState: state }), {
+    name: 'InvalidConfigError',
+    message: 'raw_exec cannot recover a task handle of version 3; it writes version 2',
+  });
   t.throws(() => driver.recoverTask({ version: 1, config: other, state: 'running', driverState: { pid: 'x' } }), {
     name: 'InvalidConfigError',
-    message: /no raw_exec driver state/,
+    message: /no raw_exec driver state of version 1/,
   });
+  t.throws(() => driver.recoverTask({ version: 2, config: other, state: 'running', driverState: state }), {
+    name: 'InvalidConfigError',
+    message: /no raw_exec driver state of version 2 \(\{ pid, pgid, startTime, startedAt, executorPid, executorStartTime \}\)/,
+  });
+
+  // A version 2 handle whose executor's pid, and the task's, now name other processes.
+  const reused = taskConfig(t, { command: 'sleep', args: ['30'] });
+  driver.recoverTask({
+    version: 2,
+    config: reused,
+    state: 'running',
+    driverState: { ...state, executorPid: process.pid, executorStartTime: 1 },
+  });
+  t.match(driver.inspectTask(reused.id), { state: 'exited', exitResult: { exitCode: -1, err: executorLost } });
+  await driver.destroyTask(reused.id, true);
 });
 
 t.test('/proc/<pid>/stat parsing survives a command name with spaces and parentheses', async (t) => {
