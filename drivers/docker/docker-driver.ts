@@ -294,7 +294,11 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
     if (this.#agentDir !== undefined) labels.push(`${taskLabels.agent}=${this.#agentDir}`);
     let listed: Docker.ContainerInfo[];
     try {
-      listed = await docker.listContainers({ all: true, filters: { label: labels }, abortSignal: shortCall() } as Docker.ContainerListOptions);
+      listed = await docker.listContainers({
+        all: true,
+        filters: { label: labels },
+        abortSignal: shortCall(),
+      } as Docker.ContainerListOptions);
     } catch (err) {
       throw engineError(`cannot look for the container of task "${cfg.id}"`, err);
     }
@@ -321,7 +325,8 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
     try {
       info = await container.inspect({ abortSignal: shortCall() });
     } catch (err) {
-      if (isNotFound(err)) throw new TaskNotFoundError(`task "${cfg.id}" is lost: its container ${containerLabel(ran)} was removed meanwhile`);
+      if (isNotFound(err))
+        throw new TaskNotFoundError(`task "${cfg.id}" is lost: its container ${containerLabel(ran)} was removed meanwhile`);
       throw engineError(`cannot recover task "${cfg.id}"`, err);
     }
     const state: DriverState = {

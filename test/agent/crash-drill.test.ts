@@ -52,7 +52,11 @@ t.test('kill -9 with docker and raw_exec tasks running: a restart recovers every
   await new Promise((r) => setTimeout(r, 1_500));
 
   await startAgent(home);
-  t.match(await untilState(home, boxIds[0]!, 'terminal'), { state: 'exited', exitResult: { exitCode: 5 } }, 'exited while down: the real code');
+  t.match(
+    await untilState(home, boxIds[0]!, 'terminal'),
+    { state: 'exited', exitResult: { exitCode: 5 } },
+    'exited while down: the real code',
+  );
   const rawDone = await untilState(home, rawIds[0]!, 'terminal');
   t.equal(rawDone.state, 'exited', 'the raw_exec task that exited while down is exited');
   t.equal(rawDone.exitResult?.exitCode, 5, 'with its real exit code', needsExecutor);

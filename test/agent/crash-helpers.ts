@@ -181,7 +181,11 @@ export function untilState(home: Home, id: string, states: string[] | 'terminal'
 }
 
 /** Polls `check` until it returns something truthy; fails after `ms`. */
-export async function until<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, ms = patience): Promise<T> {
+export async function until<T>(
+  what: string,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  ms = patience,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const value = await check();
@@ -218,7 +222,12 @@ export function rawExecTask(home: Home, name: string, options: { waits?: boolean
   return {
     ran,
     go,
-    spec: { name, driver: 'raw_exec', labels: { test: name }, config: { command: 'sh', args: ['-c', `echo ran >> ${ran}; ${wait}exit 5`] } },
+    spec: {
+      name,
+      driver: 'raw_exec',
+      labels: { test: name },
+      config: { command: 'sh', args: ['-c', `echo ran >> ${ran}; ${wait}exit 5`] },
+    },
   };
 }
 
