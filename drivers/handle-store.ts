@@ -1,13 +1,14 @@
 /**
  * Where the host keeps the handles of live tasks, so a task survives a restart of its driver
  * (memory is enough) or of the host itself (files). Files are written atomically and fsynced: a
- * crash in the middle of a write leaves the previous handle, never half of one, and a handle
- * put() has resolved is on disk.
+ * crash in the middle of a write leaves the previous handle, never half of one, and a new
+ * handle put() has resolved survives a power cut.
  *
  * Besides the drivers' own handles, the store holds intent handles (intentHandle): written before
  * a driver is asked to start a task, so a host that dies while the start is in flight can still
  * ask the driver about it (recoverTask with `driverState: null`, see docs/writing-a-driver.md).
  */
+import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { TaskConfig, TaskHandle } from '../shared/driver.js';
@@ -65,8 +66,12 @@ export class FileHandleStore implements HandleStore {
     } finally {
       await out.close();
     }
+    const replacing = existsSync(file);
     await rename(temp, file);
-    // The rename itself is only durable once the directory is synced.
+    // A new file's name is only durable once the directory is synced. A replaced one (the
+    // driver's handle over the intent) needs no sync: a power cut leaves one or the other
+    // whole, and either finds the task.
+    if (replacing) return;
     const dir = await open(this.dir, 'r');
     try {
       await dir.sync();

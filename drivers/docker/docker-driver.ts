@@ -286,7 +286,9 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
    * that was created but never started is removed and the task reported not found, so the host
    * records the start as cancelled: a task whose start was interrupted before its container
    * started is never started later by a recovery (nobody could tell when it would run), and
-   * never twice. No container at all: TaskNotFoundError.
+   * never twice. No container at all: TaskNotFoundError. (A create the Engine was still doing
+   * when the host died may finish after this look: that container never starts, and the
+   * reconciler removes it.)
    */
   async #recoverStart(cfg: TaskConfig): Promise<void> {
     const docker = this.#client();

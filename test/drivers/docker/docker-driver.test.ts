@@ -822,6 +822,28 @@ engineTest('reconciler: removes labelled containers it does not own after the gr
   await driver.destroyTask(tracked.id, true);
 });
 
+engineTest('reconciler: a driver that has just started takes nothing, so its host can recover the containers first', async (t) => {
+  const { agentDir } = newDriver(t);
+  const labels = {
+    [taskLabels.taskId]: 'recovering/web/00000003',
+    [taskLabels.driver]: 'docker',
+    [taskLabels.managed]: 'true',
+    [taskLabels.agent]: agentDir,
+    [runLabel]: runId,
+  };
+  const waiting = await docker.createContainer({ Image: image, Cmd: ['true'], Labels: labels });
+  await delay(1_500); // older than the grace below
+  const { driver: fresh } = newDriver(t);
+  configure(fresh, { gc: { danglingGrace: '1s' }, extraLabels: { [runLabel]: runId } }, agentDir);
+  t.same(await fresh.reconcile(), { removed: [], wouldRemove: [] }, 'the driver itself is younger than the grace');
+  t.ok(await containerExists(waiting.id));
+  t.same(
+    (await fresh.reconcile({ now: Date.now() + 1_000 })).removed.map((c) => c.id),
+    [waiting.id],
+    'once it is not, the container goes',
+  );
+});
+
 engineTest('reconciler: dry run only reports; init runs it', async (t) => {
   const { driver, agentDir, logs } = newDriver(t, { gc: { danglingGrace: '1ms', dryRun: true } });
   const dangling = await docker.createContainer({
