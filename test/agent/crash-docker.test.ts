@@ -10,8 +10,7 @@ import t, { type Test } from 'tap';
 import type { CrashPoint } from '../../shared/crash-points.js';
 import { requireDocker } from '../helpers/docker.js';
 import {
-  containersCreated,
-  createHome,
+  createDockerHome,
   dockerTask,
   homeContainers,
   lines,
@@ -21,6 +20,7 @@ import {
   storedHandles,
   until,
   untilState,
+  type DockerHome,
   type Home,
 } from './crash-helpers.js';
 
@@ -33,36 +33,32 @@ async function crashAt(t: Test, home: Home, point: CrashPoint, spec: object): Pr
 }
 
 /** Once its record is final: one container ever, none left, no handle left. */
-async function leftNothing(t: Test, docker: Docker, home: Home, id: string, since: number, created: number): Promise<void> {
-  t.equal(await containersCreated(docker, id, since), created, `the Engine created ${created} container(s) for it, ever`);
+async function leftNothing(t: Test, docker: Docker, home: DockerHome, id: string, created: number): Promise<void> {
+  t.equal(home.created(id), created, `the Engine created ${created} container(s) for it, ever`);
   await until('its container to be removed', async () => (await homeContainers(docker, home.id, id)).length === 0);
   await until('its handle to be released', () => storedHandles(home).length === 0);
   t.pass('no container and no handle left');
 }
 
-const now = () => Math.floor(Date.now() / 1000) - 1;
-
 for (const point of ['after-pending', 'after-intent'] as const) {
   t.test(`${point}: the start never reached the driver; after the restart it is failed, never run`, async (t) => {
     const docker = await requireDocker(t);
     if (!docker) return;
-    const home = createHome(t, docker);
-    const since = now();
+    const home = await createDockerHome(t, docker);
     await crashAt(t, home, point, dockerTask('never').spec);
     await startAgent(home);
     const tasks = await listTasks(home);
     t.equal(tasks.length, 1, 'the record was stored before the driver was called');
     t.match(tasks[0], { state: 'failed', error: { code: 'CANCELLED', message: /was not started again/ } });
-    await leftNothing(t, docker, home, tasks[0]!.id, since, 0);
+    await leftNothing(t, docker, home, tasks[0]!.id, 0);
   });
 }
 
 t.test('after-driver-start: found by its label from the intent handle; its exit while the agent was down is recorded', async (t) => {
   const docker = await requireDocker(t);
   if (!docker) return;
-  const home = createHome(t, docker);
+  const home = await createDockerHome(t, docker);
   const task = dockerTask('inflight');
-  const since = now();
   await crashAt(t, home, 'after-driver-start', task.spec);
   t.same(storedHandles(home).length, 1, 'only the intent handle was stored');
   const [container] = await homeContainers(docker, home.id);
@@ -76,15 +72,14 @@ t.test('after-driver-start: found by its label from the intent handle; its exit 
   const record = await untilState(home, id, 'terminal');
   t.match(record, { state: 'exited', exitResult: { exitCode: 5, signal: null, oomKilled: false } }, 'the Engine’s exit code');
   t.same(lines(task.ran(home, id)), ['ran'], 'it ran exactly once');
-  await leftNothing(t, docker, home, id, since, 1);
+  await leftNothing(t, docker, home, id, 1);
 });
 
 t.test('after-handle: recovered running after the restart, its exit recorded once it exits', async (t) => {
   const docker = await requireDocker(t);
   if (!docker) return;
-  const home = createHome(t, docker);
+  const home = await createDockerHome(t, docker);
   const task = dockerTask('started');
-  const since = now();
   await crashAt(t, home, 'after-handle', task.spec);
   await startAgent(home);
   const [listed] = await listTasks(home);
@@ -94,20 +89,19 @@ t.test('after-handle: recovered running after the restart, its exit recorded onc
   writeFileSync(task.go(home, id), '');
   t.match(await untilState(home, id, 'terminal'), { state: 'exited', exitResult: { exitCode: 5 } });
   t.same(lines(task.ran(home, id)), ['ran'], 'it ran exactly once');
-  await leftNothing(t, docker, home, id, since, 1);
+  await leftNothing(t, docker, home, id, 1);
 });
 
 t.test('after-exit-recorded: the exit stays as recorded; the leftover handle and container are released', async (t) => {
   const docker = await requireDocker(t);
   if (!docker) return;
-  const home = createHome(t, docker);
+  const home = await createDockerHome(t, docker);
   const task = dockerTask('quick', { waits: false });
-  const since = now();
   await crashAt(t, home, 'after-exit-recorded', task.spec);
   t.equal((await homeContainers(docker, home.id)).length, 1, 'the crash left the container behind');
   await startAgent(home);
   const [record] = await listTasks(home);
   t.match(record, { state: 'exited', exitResult: { exitCode: 5, signal: null } });
   t.same(lines(task.ran(home, record!.id)), ['ran'], 'it ran exactly once');
-  await leftNothing(t, docker, home, record!.id, since, 1);
+  await leftNothing(t, docker, home, record!.id, 1);
 });

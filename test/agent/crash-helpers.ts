@@ -290,14 +290,32 @@ export async function removeContainers(docker: Docker, homeId: string): Promise<
   }
 }
 
-/** How many containers were ever created for the task since `sinceSec` (the Engine's events, up to now). */
-export async function containersCreated(docker: Docker, taskId: string, sinceSec: number): Promise<number> {
+export interface DockerHome extends Home {
+  /** How many containers the Engine created for the task since the home was made. */
+  created(taskId: string): number;
+}
+
+/**
+ * A home for docker tasks that also follows the Engine's container creations of its agents
+ * live (the Engine's event history for `since` queries is short and shared by every test).
+ */
+export async function createDockerHome(t: Teardown, docker: Docker, dockerConfig: Record<string, unknown> = {}): Promise<DockerHome> {
+  const home = createHome(t, docker, dockerConfig);
+  const creations: string[] = [];
   const stream = (await docker.getEvents({
-    since: sinceSec,
-    until: Math.ceil(Date.now() / 1000) + 1,
-    filters: { type: ['container'], event: ['create'], label: [`${taskIdLabel}=${taskId}`] },
-  })) as NodeJS.ReadableStream;
-  let text = '';
-  for await (const chunk of stream) text += chunk.toString();
-  return text.split('\n').filter((l) => l.trim()).length;
+    filters: { type: ['container'], event: ['create'], label: [`${homeLabel}=${home.id}`] },
+  })) as NodeJS.ReadableStream & { destroy(): void };
+  let pending = '';
+  stream.on('data', (chunk: Buffer) => {
+    pending += chunk.toString();
+    let newline: number;
+    while ((newline = pending.indexOf('\n')) !== -1) {
+      const line = pending.slice(0, newline).trim();
+      pending = pending.slice(newline + 1);
+      if (line) creations.push((JSON.parse(line) as { Actor: { Attributes: Record<string, string> } }).Actor.Attributes[taskIdLabel] ?? '');
+    }
+  });
+  stream.on('error', () => undefined);
+  t.teardown(() => stream.destroy());
+  return Object.assign(home, { created: (taskId: string) => creations.filter((id) => id === taskId).length });
 }
