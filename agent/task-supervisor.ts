@@ -8,9 +8,11 @@
  *
  * At start the driver manager recovers every handle it has; then each record is reconciled:
  * `running` with a live handle is watched again, without one it is `lost`; `pending` (the agent
- * stopped while starting it) is adopted when the driver manager has its handle, else `failed`.
- * A record that is `pending` at start is never started again, and a completed one never runs
- * again.
+ * stopped while starting it) is adopted when the driver manager has its handle (the driver's,
+ * or the intent handle it stored before calling the driver, from which the driver found the
+ * task), else `failed` with CANCELLED. A record that is `pending` at start is never started
+ * again, and a completed one never runs again. docs/agent-store.md, "What survives a crash",
+ * walks through each step; shared/crash-points.ts lets tests kill the agent at each.
  */
 import path from 'node:path';
 import { EventEmitter } from 'eventemitter3';
@@ -25,6 +27,7 @@ import {
   TaskRunningError,
 } from '../shared/errors.js';
 import { formatIssues } from '../shared/schema.js';
+import { crashPoint } from '../shared/crash-points.js';
 import type { DriverManager, TaskOptions } from '../drivers/driver-manager.js';
 import { createTaskDirs, parseTaskSpec } from '../drivers/prepare-task.js';
 import { applyLabelsUpdate, type LabelsUpdate } from './field-mask.js';
@@ -150,6 +153,7 @@ export class TaskSupervisor extends EventEmitter<TaskSupervisorEvents> {
       spec: checked,
     });
     this.emit('changed', record);
+    crashPoint('after-pending');
     const starting = this.#run(namespace, task);
     this.#starting.set(task.id, starting);
     this.#track(starting.finally(() => this.#starting.delete(task.id)));
@@ -168,6 +172,7 @@ export class TaskSupervisor extends EventEmitter<TaskSupervisorEvents> {
       await this.#settle(namespace, task.id, 'failed', { error });
       return;
     }
+    crashPoint('after-handle');
     await this.#write(namespace, task.id, (r) => ({ ...r, state: 'running', startedAt: new Date().toISOString() }));
     this.#watch(namespace, task.id);
   }
@@ -190,6 +195,7 @@ export class TaskSupervisor extends EventEmitter<TaskSupervisorEvents> {
         ...(exit.err ? { err: exit.err } : {}),
       };
       await this.#settle(namespace, id, 'exited', { exitResult });
+      crashPoint('after-exit-recorded');
       await this.#manager.destroyTask(id, true).catch((err: unknown) => this.#log.warn({ taskId: id, err }, 'destroy failed'));
     })();
     this.#track(job);

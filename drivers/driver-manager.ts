@@ -25,17 +25,19 @@ import {
   PluginFailedError,
   PluginLoadError,
   PluginNotFoundError,
+  TaskExistsError,
   TaskNotFoundError,
   TaskhostError,
   toErrorData,
 } from '../shared/errors.js';
+import { crashPoint } from '../shared/crash-points.js';
 import { compileSchema, formatIssues, type JsonSchema } from '../shared/schema.js';
 import type { PluginLoader } from '../plugin-loader/loader.js';
 import { followStream } from '../plugin-loader/follow-stream.js';
 import { guardedEmit } from '../plugin-loader/guarded-emit.js';
 import { closingController } from '../shared/pause.js';
 import { DriverClient } from './driver-client.js';
-import { MemoryHandleStore, type HandleStore } from './handle-store.js';
+import { intentHandle, MemoryHandleStore, type HandleStore } from './handle-store.js';
 import { hostAttributes } from './host-attributes.js';
 import { buildTaskConfig, createTaskDirs, parseTaskSpec, type PrepareOptions } from './prepare-task.js';
 import { unknownDriverIssue } from './unknown-driver-issue.js';
@@ -226,9 +228,27 @@ export class DriverManager extends EventEmitter<DriverManagerEvents> {
     return task;
   }
 
-  /** Starts a task and keeps its handle until it is destroyed. */
+  /**
+   * Starts a task and keeps its handle until it is destroyed. Before the driver is called, an
+   * intent handle (the config, `driverState: null`) is stored, so a host that dies while the
+   * start is in flight finds the task at its next start: recoverTask of the intent has the driver
+   * look for it by its config. The driver's handle replaces the intent; a failed start removes it.
+   */
   async startTask(config: TaskConfig, signal?: AbortSignal): Promise<TaskHandle> {
-    const { handle } = await this.#entry(config.driver).client.startTask(config, { signal });
+    const { client } = this.#entry(config.driver);
+    // The intent must not overwrite (nor a failure delete) the stored handle of a live task.
+    if (this.#handles.has(config.id)) throw new TaskExistsError(`a task with id ${config.id} is already running`);
+    await this.#store.put(intentHandle(config));
+    crashPoint('after-intent');
+    let handle: TaskHandle;
+    try {
+      ({ handle } = await client.startTask(config, { signal }));
+    } catch (err) {
+      // The driver did not start it (a driver cleans up after a start it fails).
+      await this.#store.delete(config.id).catch((e: unknown) => this.#log.warn({ taskId: config.id, err: e }, 'intent not removed'));
+      throw err;
+    }
+    crashPoint('after-driver-start');
     this.#handles.set(config.id, handle);
     await this.#store.put(handle);
     return handle;

@@ -53,7 +53,10 @@ export const DockerConfig = Type.Object({
         default: true,
         description: "remove a task's container when the task is destroyed, and reap dangling ones",
       }),
-      danglingGrace: Duration({ default: '5m', description: 'a labelled container nobody tracks is removed once it is this old' }),
+      danglingGrace: Duration({
+        default: '5m',
+        description: 'a labelled container nobody tracks is removed once it, and the driver, are this old',
+      }),
       dryRun: Type.Boolean({ default: false, description: 'only report the dangling containers that would be removed' }),
       reconcileInterval: Duration({ default: '5m', description: 'how often to look for dangling containers' }),
     },

@@ -90,6 +90,8 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
   /** Ends every stream, wait and timer when the driver shuts down. */
   readonly #closing = closingController();
   #reconcileTimer: NodeJS.Timeout | undefined;
+  /** When this driver (this worker) started: the reconciler's grace counts from here too. */
+  readonly #upSince = Date.now();
 
   constructor(options: DockerDriverOptions) {
     this.#options = options;
@@ -129,7 +131,7 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
     this.#fingerprint = new DockerFingerprint(this.#docker, this.#endpoint);
   }
 
-  /** Starts the dangling-container reconciler: once now, then every reconcileInterval. */
+  /** Starts the dangling-container reconciler: once now (see reconcile for the grace), then every reconcileInterval. */
   init(): void {
     if (!this.#config.gc.container) return;
     const run = () => {
@@ -249,11 +251,16 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
     return status;
   }
 
-  /** Finds the container again by id: running, it is watched and followed; exited, its exit is recorded. */
+  /**
+   * Finds the container again by id: running, it is watched and followed; exited, its exit is
+   * recorded. The host's intent handle (`driverState: null`: the host died while a start was in
+   * flight) is found by the task's label instead; see #recoverStart.
+   */
   async recoverTask(handle: TaskHandle): Promise<void> {
     if (typeof handle?.config?.id !== 'string') throw invalid('/config', 'the task handle has no task config');
     const cfg = handle.config;
     if (this.#tasks.has(cfg.id) || this.#starting.has(cfg.id)) return;
+    if (handle.driverState === null) return this.#recoverStart(cfg);
     if (handle.version !== handleVersion) {
       throw invalid('/version', `docker cannot recover a task handle of version ${handle.version}; it writes version ${handleVersion}`);
     }
@@ -270,6 +277,71 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
       }
       throw engineError(`cannot recover task "${cfg.id}"`, err);
     }
+    await this.#adopt(container, cfg, state, info);
+  }
+
+  /**
+   * A start that was in flight when the host died: the task's container is found by its task id
+   * label. One that ran (running, or exited since) is adopted as recoverTask adopts any; one
+   * that was created but never started is removed and the task reported not found, so the host
+   * records the start as cancelled: a task whose start was interrupted before its container
+   * started is never started later by a recovery (nobody could tell when it would run), and
+   * never twice. No container at all: TaskNotFoundError. (A create the Engine was still doing
+   * when the host died may finish after this look: that container never starts, and the
+   * reconciler removes it.)
+   */
+  async #recoverStart(cfg: TaskConfig): Promise<void> {
+    const docker = this.#client();
+    const labels = [`${taskLabels.taskId}=${cfg.id}`, `${taskLabels.managed}=true`, `${taskLabels.driver}=docker`];
+    if (this.#agentDir !== undefined) labels.push(`${taskLabels.agent}=${this.#agentDir}`);
+    let listed: Docker.ContainerInfo[];
+    try {
+      listed = await docker.listContainers({
+        all: true,
+        filters: { label: labels },
+        abortSignal: shortCall(),
+      } as Docker.ContainerListOptions);
+    } catch (err) {
+      throw engineError(`cannot look for the container of task "${cfg.id}"`, err);
+    }
+    // Checked again here: some Engines have ignored label filters.
+    const ours = listed.filter((c) => c.Labels?.[taskLabels.taskId] === cfg.id && c.Labels?.[taskLabels.managed] === 'true');
+    const created = ours.filter((c) => c.State === 'created');
+    for (const c of created) {
+      await removeContainer(docker.getContainer(c.Id));
+      this.#emit(cfg, `removed container ${containerLabel(c)}: it was created but never started when the host stopped`, {
+        containerId: c.Id,
+      });
+    }
+    // The container's name comes from the task id, so the Engine holds at most one that ran.
+    const ran = ours.find((c) => c.State !== 'created');
+    if (!ran) {
+      throw new TaskNotFoundError(
+        created.length
+          ? `task "${cfg.id}" was not started: its container was created but never started when the host stopped; it was removed`
+          : `task "${cfg.id}" was not started: no container carries its label (its start was interrupted before the Engine created one)`,
+      );
+    }
+    const container = docker.getContainer(ran.Id);
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await container.inspect({ abortSignal: shortCall() });
+    } catch (err) {
+      if (isNotFound(err))
+        throw new TaskNotFoundError(`task "${cfg.id}" is lost: its container ${containerLabel(ran)} was removed meanwhile`);
+      throw engineError(`cannot recover task "${cfg.id}"`, err);
+    }
+    const state: DriverState = {
+      containerId: info.Id,
+      containerName: info.Name.replace(/^\//, ''),
+      imageId: info.Image,
+      image: info.Config.Image,
+    };
+    await this.#adopt(container, cfg, state, info);
+  }
+
+  /** Tracks a container found again: running, it is watched and followed; exited, its exit is recorded. */
+  async #adopt(container: Docker.Container, cfg: TaskConfig, state: DriverState, info: Docker.ContainerInspectInfo): Promise<void> {
     if (this.#tasks.has(cfg.id)) return; // recovered by a concurrent call meanwhile
     const task = this.#track(container, cfg, state, info.State.StartedAt);
     this.#imageService().acquire(state.imageId);
@@ -347,19 +419,23 @@ export class DockerDriver implements DriverPlugin<DockerConfig> {
 
   /**
    * Removes containers that carry this driver's labels but belong to no task it tracks, once
-   * they are older than gc.danglingGrace; with gc.dryRun only reports them. `now` lets tests
-   * move the clock.
+   * they are older than gc.danglingGrace and this driver has run that long too; with gc.dryRun
+   * only reports them. `now` lets tests move the clock.
    */
   async reconcile(options: { now?: number } = {}): Promise<ReconcileResult> {
     const { gc } = this.#config;
-    // Without the agent's identity, containers of other agents could not be told apart.
-    if (this.#agentDir === undefined) return { removed: [], wouldRemove: [] };
+    const graceMs = parseDuration(gc.danglingGrace);
+    const now = options.now ?? Date.now();
+    // Without the agent's identity, containers of other agents could not be told apart. And a
+    // driver that has just started has not been asked to recover its tasks yet: after an agent
+    // down longer than the grace, every container would look dangling.
+    if (this.#agentDir === undefined || now - this.#upSince < graceMs) return { removed: [], wouldRemove: [] };
     const result = await reconcileDangling(this.#client(), {
       agentDir: this.#agentDir,
       isTracked: (taskId) => this.#tasks.has(taskId) || this.#starting.has(taskId),
-      graceMs: parseDuration(gc.danglingGrace),
+      graceMs,
       dryRun: gc.dryRun,
-      now: options.now ?? Date.now(),
+      now,
       signal: this.#closing.signal,
     });
     for (const c of result.wouldRemove)
@@ -611,6 +687,11 @@ function driverState(value: unknown): DriverState {
     throw invalid('/driverState', 'the task handle has no docker driver state ({ containerId, containerName, imageId, image })');
   }
   return s as DriverState;
+}
+
+/** `name (short id)` of a listed container. */
+function containerLabel(c: Docker.ContainerInfo): string {
+  return `${(c.Names[0] ?? c.Id).replace(/^\//, '')} (${c.Id.slice(0, 12)})`;
 }
 
 function notRunning(taskId: string, action: string): TaskhostError {

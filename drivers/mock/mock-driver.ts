@@ -121,6 +121,9 @@ export class MockDriver implements DriverPlugin<MockConfig> {
   async recoverTask(handle: TaskHandle): Promise<void> {
     const id = handle.config.id;
     if (this.#tasks.has(id)) return;
+    // The host's intent handle of a start in flight when it died: the mock runs nothing, so a
+    // task it has not kept is one it cannot find from its config.
+    if (handle.driverState === null) throw new TaskNotFoundError(`the mock driver has no task "${id}": its start did not complete`);
     if (handle.version !== handleVersion) {
       throw new PluginError(
         `cannot recover task "${id}": its handle has driverState version ${handle.version}, this mock driver writes ${handleVersion}`,

@@ -22,7 +22,8 @@ import type { DriverState } from '../../../drivers/docker/container-task.js';
 import { DockerConfig, DockerTaskConfig, dockerDefaultCaps } from '../../../drivers/docker/docker-config.js';
 import type { DockerDriver } from '../../../drivers/docker/docker-driver.js';
 import type { DockerImageService } from '../../../drivers/docker/docker-image-service.js';
-import type { DriverFingerprint, TaskConfig, TaskEvent, TaskResourceUsage } from '../../../shared/driver.js';
+import type { DriverFingerprint, TaskConfig, TaskEvent, TaskHandle, TaskResourceUsage } from '../../../shared/driver.js';
+import { intentHandle } from '../../../drivers/handle-store.js';
 import {
   CancelledError,
   InvalidConfigError,
@@ -707,6 +708,71 @@ engineTest('recover: a fresh driver re-attaches to a running container and recor
   await t.rejects(third.driver.recoverTask({ ...doneHandle, driverState: {} }), InvalidConfigError);
 });
 
+engineTest(
+  'recover of an intent handle (a start in flight when the host died): found by label; created but never started is removed',
+  async (t) => {
+    const first = newDriver(t);
+    const live = taskConfig(t, sh('echo ran >> /alloc/ran; sleep 600'));
+    const done = taskConfig(t, sh('echo ran >> /alloc/ran; exit 4'));
+    await first.driver.startTask(live);
+    await first.driver.startTask(done);
+    t.same(await first.driver.waitTask(done.id, forever), exited(4));
+    await until(() => readFileSync(path.join(live.allocDir, 'ran'), 'utf8') === 'ran\n', 'the live task to run');
+    first.driver.shutdown();
+
+    // The same agent again (its containers carry its data dir), with only the host's intent handles.
+    let images!: DockerImageService;
+    const second = createDockerDriver({
+      imageService: (client, cfg, log) => (images = dockerImageService(client, cfg, log)),
+      log: () => {},
+    });
+    configure(second, { extraLabels: { [runLabel]: runId } }, first.agentDir);
+    t.teardown(() => second.shutdown());
+    const events = collectEvents(t, second);
+    await second.recoverTask(JSON.parse(JSON.stringify(intentHandle(live))) as TaskHandle);
+    t.equal((await second.inspectTask(live.id)).state, 'running', 'the running container is adopted');
+    t.equal(images.imageUsers((await docker.getContainer(containerName(live)).inspect()).Image), 1, 'it holds its image again');
+    await second.recoverTask(intentHandle(done));
+    t.same(await second.waitTask(done.id, forever), exited(4), 'the exited one is adopted with its exit code');
+    t.match(await second.inspectTask(done.id), { driverAttributes: { containerName: containerName(done), image } });
+    await second.stopTask(live.id, 0);
+    t.match(await second.waitTask(live.id, forever), { signal: 'SIGKILL' });
+    t.equal(readFileSync(path.join(live.allocDir, 'ran'), 'utf8'), 'ran\n', 'never started again');
+
+    // Created, never started: the host died between the Engine's create and its start.
+    const unstarted = taskConfig(t, sh('echo ran >> /alloc/ran'));
+    const labels = {
+      [taskLabels.taskId]: unstarted.id,
+      [taskLabels.driver]: 'docker',
+      [taskLabels.managed]: 'true',
+      [taskLabels.agent]: first.agentDir,
+      [runLabel]: runId,
+    };
+    const created = await docker.createContainer({
+      name: containerName(unstarted),
+      Image: image,
+      Cmd: ['sh', '-c', 'echo ran >> /alloc/ran'],
+      Labels: labels,
+    });
+    await t.rejects(second.recoverTask(intentHandle(unstarted)), {
+      code: 'TASK_NOT_FOUND',
+      message: /created but never started .* removed/,
+    });
+    t.notOk(await containerExists(created.id), 'it is removed, not started');
+    t.ok(events.some((e) => e.taskId === unstarted.id && /^removed container .* never started/.test(e.message)));
+    const elsewhere = await docker.createContainer({
+      Image: image,
+      Cmd: ['true'],
+      Labels: { ...labels, [taskLabels.agent]: '/another/agent' },
+    });
+    await t.rejects(second.recoverTask(intentHandle(unstarted)), { code: 'TASK_NOT_FOUND', message: /no container carries its label/ });
+    t.ok(await containerExists(elsewhere.id), "another agent's container with the same label is not this agent's");
+
+    await second.destroyTask(done.id, false);
+    await second.destroyTask(live.id, false);
+  },
+);
+
 engineTest('the exit is not lost when the connection to the Engine drops during the wait', async (t) => {
   const proxy = await engineProxy(t);
   const { driver } = newDriver(t, { endpoint: `unix://${proxy.path}` });
@@ -754,6 +820,28 @@ engineTest('reconciler: removes labelled containers it does not own after the gr
   t.ok(await containerExists(otherAgent.id), "another agent's container is left to that agent");
   t.ok(await containerExists(stateOf(handle).containerId), 'a tracked task is left alone');
   await driver.destroyTask(tracked.id, true);
+});
+
+engineTest('reconciler: a driver that has just started takes nothing, so its host can recover the containers first', async (t) => {
+  const { agentDir } = newDriver(t);
+  const labels = {
+    [taskLabels.taskId]: 'recovering/web/00000003',
+    [taskLabels.driver]: 'docker',
+    [taskLabels.managed]: 'true',
+    [taskLabels.agent]: agentDir,
+    [runLabel]: runId,
+  };
+  const waiting = await docker.createContainer({ Image: image, Cmd: ['true'], Labels: labels });
+  await delay(1_500); // older than the grace below
+  const { driver: fresh } = newDriver(t);
+  configure(fresh, { gc: { danglingGrace: '1s' }, extraLabels: { [runLabel]: runId } }, agentDir);
+  t.same(await fresh.reconcile(), { removed: [], wouldRemove: [] }, 'the driver itself is younger than the grace');
+  t.ok(await containerExists(waiting.id));
+  t.same(
+    (await fresh.reconcile({ now: Date.now() + 1_000 })).removed.map((c) => c.id),
+    [waiting.id],
+    'once it is not, the container goes',
+  );
 });
 
 engineTest('reconciler: dry run only reports; init runs it', async (t) => {
