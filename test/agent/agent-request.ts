@@ -9,10 +9,16 @@ export interface Answer<T = unknown> {
 }
 
 /** One request; the body is sent as JSON, the answer parsed as JSON. */
-export function request<T = unknown>(socketPath: string, method: string, url: string, body?: unknown): Promise<Answer<T>> {
+export function request<T = unknown>(
+  socketPath: string,
+  method: string,
+  url: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Answer<T>> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { socketPath, method, path: url, headers: body === undefined ? {} : { 'content-type': 'application/json' } },
+      { socketPath, method, path: url, headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' } },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
