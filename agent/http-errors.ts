@@ -39,6 +39,8 @@ export const httpStatusByCode: Readonly<Record<string, number>> = Object.freeze(
   TASK_NOT_RUNNING: 409,
   AGENT_RUNNING: 409,
   DATA_DIR_LOCKED: 409,
+  // Other tasks hold the devices asked for: a conflict with them, not a sick node.
+  NO_FREE_DEVICE: 409,
   // The events asked for were dropped from the bounded history (or are not there yet): the client
   // must list again rather than resume.
   EVENT_INDEX_UNAVAILABLE: 410,

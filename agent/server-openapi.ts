@@ -4,14 +4,15 @@
  * (`npm run openapi` writes it; a test fails when it is stale).
  */
 import { ErrorBody } from './http-errors.js';
+import { imageRouteDefinitions } from './image-routes.js';
 import { builtinRoutes, type ApiRouteDefinition } from './server-routes.js';
 import { taskRouteDefinitions } from './task-routes.js';
 
 type Json = Record<string, unknown>;
 
-/** The routes the agent serves: the built-in ones and the task routes. */
+/** The routes the agent serves: the built-in ones, the task routes and the image routes. */
 export function agentRouteDefinitions(): ApiRouteDefinition[] {
-  return [...builtinRoutes, ...taskRouteDefinitions()];
+  return [...builtinRoutes, ...taskRouteDefinitions(), ...imageRouteDefinitions()];
 }
 
 /** The OpenAPI document for a set of routes (the agent's by default). */

@@ -32,6 +32,7 @@ import type { DriverManager, TaskOptions } from '../drivers/driver-manager.js';
 import { createTaskDirs, parseTaskSpec } from '../drivers/prepare-task.js';
 import { applyLabelsUpdate, type LabelsUpdate } from './field-mask.js';
 import { checkLabels, checkNamespace } from './names.js';
+import type { HeldDevices, TaskDeviceReserver } from './reservations.js';
 import type { AgentStore } from './store.js';
 import type { TaskRecord, TaskRecordState } from './store-records.js';
 
@@ -54,6 +55,8 @@ export interface TaskSupervisorOptions {
   /** What every task is built with (host env and its allow-list, node meta). */
   taskOptions?: TaskOptions;
   logger?: Logger;
+  /** Reserves the devices a spec asks for (DeviceReservations); without it such specs are refused. */
+  devices?: TaskDeviceReserver;
 }
 
 export interface StopOptions {
@@ -76,6 +79,7 @@ export class TaskSupervisor extends EventEmitter<TaskSupervisorEvents> {
   readonly #manager: DriverManager;
   readonly #taskOptions: TaskOptions;
   readonly #log: Logger;
+  readonly #devices: TaskDeviceReserver | undefined;
   readonly #closing = new AbortController();
   /** Starts in flight, by task id. */
   readonly #starting = new Map<string, Promise<void>>();
@@ -91,6 +95,7 @@ export class TaskSupervisor extends EventEmitter<TaskSupervisorEvents> {
     this.#manager = options.manager;
     this.#taskOptions = options.taskOptions ?? {};
     this.#log = options.logger ?? pino({ level: 'warn' }, pino.destination(2));
+    this.#devices = options.devices;
   }
 
   /** Starts the driver manager (which recovers the handles) and reconciles every record with it. */
@@ -135,23 +140,40 @@ export class TaskSupervisor extends EventEmitter<TaskSupervisorEvents> {
     const checked = parseTaskSpec(spec, 'the task spec');
     const labels = checked.labels ?? {};
     const issues = checkLabels(labels);
-    // Device reservations are not persisted by the agent yet: refused rather than ignored.
-    if (checked.devices?.length)
-      issues.push({ path: '/devices', message: 'the agent does not reserve devices yet: run a task with devices through `taskhost run`' });
+    // Refused rather than ignored when no device reserver was given.
+    if (checked.devices?.length && !this.#devices)
+      issues.push({ path: '/devices', message: 'this supervisor has no device manager: run a task with devices through the agent' });
     if (issues.length)
       throw new InvalidConfigError(`the task spec is invalid: ${formatIssues(issues).join('; ')}`, { details: { errors: issues } });
     await this.start();
     this.#assertOpen();
-    const task = await this.#manager.buildTask(checked, this.#taskOptions);
-    const record = await this.#store.tasks.create({
-      id: task.id,
-      namespace,
-      name: checked.name,
-      driver: checked.driver,
-      state: 'pending',
-      labels,
-      spec: checked,
-    });
+    // Devices first: the task's env and mounts come from them. Their reservation is stored in
+    // the transaction that stores the task, or given back.
+    const held: HeldDevices | undefined = checked.devices?.length
+      ? await this.#devices!.hold(checked.devices, this.#closing.signal)
+      : undefined;
+    let task: TaskConfig;
+    let record: TaskRecord;
+    try {
+      task = await this.#manager.buildTask(checked, held ? { ...this.#taskOptions, reservation: held.reservation } : this.#taskOptions);
+      const pending = {
+        id: task.id,
+        namespace,
+        name: checked.name,
+        driver: checked.driver,
+        state: 'pending' as const,
+        labels,
+        spec: checked,
+      };
+      record = await this.#store.transaction((tx) => {
+        const created = tx.tasks.create(pending);
+        held?.commit(tx, created);
+        return created;
+      });
+    } catch (err) {
+      held?.cancel();
+      throw err;
+    }
     this.emit('changed', record);
     crashPoint('after-pending');
     const starting = this.#run(namespace, task);

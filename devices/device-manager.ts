@@ -96,6 +96,14 @@ export interface DeviceReservation {
   reservation: FilledContainerReservation;
 }
 
+export interface ReserveOptions {
+  /** Who holds the reservation (a task id, say); default its handle. */
+  owner?: string;
+  signal?: AbortSignal;
+  /** Devices reserved by someone this manager does not know of: never picked. */
+  isReserved?: (group: string, id: string) => boolean;
+}
+
 export interface DeviceManagerEvents {
   /** The node's device set changed: a group, a device, an attribute or a device's health. */
   changed: [groups: NodeDeviceGroup[]];
@@ -260,11 +268,14 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
   /**
    * Reserves healthy devices for each request (see pickDevices for how they are chosen), asks
    * each group's owner plugin what the task needs, and validates its answer. All or nothing:
-   * when one plugin fails, nothing stays reserved.
+   * when one plugin fails, nothing stays reserved. `isReserved` adds devices held elsewhere (the
+   * agent's stored reservations, which outlive this manager). Picking and marking happen in one
+   * synchronous step, so two calls at once never get the same device.
    */
-  async reserve(requests: readonly DeviceRequest[], options: { owner?: string; signal?: AbortSignal } = {}): Promise<DeviceReservation> {
+  async reserve(requests: readonly DeviceRequest[], options: ReserveOptions = {}): Promise<DeviceReservation> {
     await this.start();
-    const picks = pickDevices(requests, this.#node, (group, id) => this.#reserved.has(reservedKey(group, id)));
+    const elsewhere = options.isReserved ?? (() => false);
+    const picks = pickDevices(requests, this.#node, (group, id) => this.#reserved.has(reservedKey(group, id)) || elsewhere(group, id));
     const keys = picks.flatMap((p) => p.ids.map((id) => reservedKey(p.group.id, id)));
     for (const key of keys) this.#reserved.add(key);
     let parts: FilledContainerReservation[];

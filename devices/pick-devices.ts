@@ -4,7 +4,7 @@
  * free healthy devices, taking the lowest device ids. Deterministic, so the same node state
  * always gives the same answer.
  */
-import { DeviceUnhealthyError, InvalidConfigError, UnknownDeviceError } from '../shared/errors.js';
+import { DeviceUnhealthyError, InvalidConfigError, NoFreeDeviceError, UnknownDeviceError } from '../shared/errors.js';
 import { closest } from '../shared/schema.js';
 import type { NodeDeviceGroup } from './device-manager.js';
 
@@ -22,8 +22,9 @@ export interface DevicePick {
 
 /**
  * Picks devices for every request, or throws: UnknownDeviceError when a name matches no group,
- * DeviceUnhealthyError when no matching group has enough free healthy devices, InvalidConfigError
- * for a count that is not a positive integer.
+ * NoFreeDeviceError when a matching group has enough healthy devices but too many are reserved,
+ * DeviceUnhealthyError when none has enough healthy ones, InvalidConfigError for a count that is
+ * not a positive integer.
  */
 export function pickDevices(
   requests: readonly DeviceRequest[],
@@ -42,10 +43,13 @@ export function pickDevices(
     const group = matching.find((g) => free(g).length >= request.count);
     if (!group) {
       const counts = matching.map((g) => describeShortage(g, taken)).join('; ');
-      throw new DeviceUnhealthyError(
-        `cannot reserve ${request.count} device${request.count === 1 ? '' : 's'} of "${request.name}": ${counts}`,
-        { details: { name: request.name, count: request.count } },
-      );
+      const asked = `${request.count} device${request.count === 1 ? '' : 's'} of "${request.name}"`;
+      const details = { name: request.name, count: request.count };
+      // Healthy enough but held by others is a conflict to wait out, not a sick node.
+      if (matching.some((g) => healthyIds(g).length >= request.count)) {
+        throw new NoFreeDeviceError(`no free device: cannot reserve ${asked}: ${counts}`, { details });
+      }
+      throw new DeviceUnhealthyError(`cannot reserve ${asked}: ${counts}`, { details });
     }
     const pick = picks.get(group.id) ?? { group, ids: [] };
     pick.ids.push(...free(group).slice(0, request.count));

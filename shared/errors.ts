@@ -187,6 +187,14 @@ export class DeviceUnhealthyError extends TaskhostError {
   static override readonly recoverable = true;
 }
 /**
+ * Enough healthy devices match a request, but other tasks hold them: no free device (Nomad would
+ * not place the task). `details.name` and `details.count` say what was asked.
+ */
+export class NoFreeDeviceError extends TaskhostError {
+  static override readonly code = 'NO_FREE_DEVICE';
+  static override readonly recoverable = true;
+}
+/**
  * The agent's store cannot be used: not an LMDB file, an LMDB file taskhost did not write, or one
  * from a newer taskhost. `details.path` names it, `details.reason` says which
  * (`corrupt`, `foreign`, `newer`). The store is never reset to make it fit.
@@ -238,6 +246,7 @@ const classes: (typeof TaskhostError)[] = [
   AgentUnreachableError,
   UnknownDeviceError,
   DeviceUnhealthyError,
+  NoFreeDeviceError,
   InvalidStoreError,
   DataDirLockedError,
   EventIndexError,

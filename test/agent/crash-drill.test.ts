@@ -23,7 +23,6 @@ import {
   untilState,
 } from './crash-helpers.js';
 
-const needsExecutor = { todo: 'needs the raw_exec executor (branch agent-rawexec)' };
 
 t.test('kill -9 with docker and raw_exec tasks running: a restart recovers every one, exits while down included', async (t) => {
   const docker = await requireDocker(t);
@@ -58,7 +57,7 @@ t.test('kill -9 with docker and raw_exec tasks running: a restart recovers every
   );
   const rawDone = await untilState(home, rawIds[0]!, 'terminal');
   t.equal(rawDone.state, 'exited', 'the raw_exec task that exited while down is exited');
-  t.equal(rawDone.exitResult?.exitCode, 5, 'with its real exit code', needsExecutor);
+  t.equal(rawDone.exitResult?.exitCode, 5, 'with its real exit code');
   for (const id of [rawIds[1]!, boxIds[1]!]) t.equal((await getTask(home, id)).state, 'running', `${id} is recovered running`);
   t.equal((await homeContainers(docker, home.id, boxIds[1])).length, 1, 'the running container is still there');
 
@@ -67,7 +66,7 @@ t.test('kill -9 with docker and raw_exec tasks running: a restart recovers every
   t.match(await untilState(home, boxIds[1]!, 'terminal'), { state: 'exited', exitResult: { exitCode: 5 } });
   const rawLater = await untilState(home, rawIds[1]!, 'terminal');
   t.equal(rawLater.state, 'exited');
-  t.equal(rawLater.exitResult?.exitCode, 5, 'a recovered raw_exec task’s real exit code', needsExecutor);
+  t.equal(rawLater.exitResult?.exitCode, 5, 'a recovered raw_exec task’s real exit code');
 
   for (const r of raw) t.same(lines(r.ran), ['ran'], `${r.spec.name} ran exactly once`);
   for (const [i, b] of boxes.entries()) t.same(lines(b.ran(home, boxIds[i]!)), ['ran'], `${b.spec.name} ran exactly once`);

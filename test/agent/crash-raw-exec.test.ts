@@ -2,11 +2,8 @@
 // of shared/crash-points.ts), then a restart on the same data dir: the task ran at most once (its
 // line in a file), a start that never reached the driver is failed CANCELLED, one that did is
 // recovered and its exit recorded, and nothing is left running.
-//
-// Marked `todo` below: what needs the raw_exec executor of branch agent-rawexec (a process that
-// outlives the agent, keeps a pid file the driver finds from the task's config alone, and
-// records the exit status). Without it, raw_exec cannot find a task from an intent handle, and a
-// recovered process, no longer the agent's child, exits with an unknown status.
+// raw_exec's executor (drivers/raw_exec/executor.ts) is what makes this work: it outlives the
+// agent, keeps a pid file the driver finds from the task's config alone, and records the exit.
 import { writeFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import type { CrashPoint } from '../../shared/crash-points.js';
@@ -25,7 +22,6 @@ import {
   type Home,
 } from './crash-helpers.js';
 
-const needsExecutor = { todo: 'needs the raw_exec executor (branch agent-rawexec)' };
 
 /** Starts an agent that dies at `point`, submits the task to it, and waits for the crash. */
 async function crashAt(t: Test, home: Home, point: CrashPoint, spec: object): Promise<void> {
@@ -60,8 +56,8 @@ t.test('after-driver-start: the task runs, exits while the agent is down, and is
   await startAgent(home);
   const [listed] = await listTasks(home);
   const record = await untilState(home, listed!.id, 'terminal');
-  t.equal(record.state, 'exited', 'found from its intent handle', needsExecutor);
-  t.equal(record.exitResult?.exitCode, 5, 'its real exit code', needsExecutor);
+  t.equal(record.state, 'exited', 'found from its intent handle');
+  t.equal(record.exitResult?.exitCode, 5, 'its real exit code');
   t.same(lines(task.ran), ['ran'], 'never run again');
   t.same(storedHandles(home), [], 'its handle is released');
 });
@@ -77,7 +73,7 @@ t.test('after-handle: the task is recovered running, its exit recorded once it e
   writeFileSync(task.go, '');
   const record = await untilState(home, listed!.id, 'terminal');
   t.equal(record.state, 'exited');
-  t.equal(record.exitResult?.exitCode, 5, 'its real exit code', needsExecutor);
+  t.equal(record.exitResult?.exitCode, 5, 'its real exit code');
   t.same(lines(task.ran), ['ran'], 'it ran exactly once');
   await until('the handle to be released', () => storedHandles(home).length === 0, patience);
   await until('nothing to be left running', () => taskProcesses(home.work).length === 0);

@@ -16,7 +16,7 @@ import {
 } from '../../devices/device-manager.js';
 import { parseAgentConfig } from '../../plugin-loader/agent-config.js';
 import { PluginLoader } from '../../plugin-loader/loader.js';
-import { DeviceUnhealthyError, InvalidConfigError, UnknownDeviceError } from '../../shared/errors.js';
+import { InvalidConfigError, NoFreeDeviceError, UnknownDeviceError } from '../../shared/errors.js';
 import { fastSupervision } from '../helpers/fixture-plugins.js';
 
 const exampleFile = fileURLToPath(new URL('../../devices/example-file', import.meta.url));
@@ -439,13 +439,18 @@ t.test('reserve: routed to the owner, deterministic, validated, refused with the
   ]);
 
   const short = await manager.reserve([{ name: 'file', count: 1 }]).catch((err: unknown) => err);
-  t.type(short, DeviceUnhealthyError);
+  t.type(short, NoFreeDeviceError, 'healthy enough, but held by others');
   t.equal(
     (short as Error).message,
-    `cannot reserve 1 device of "file": example/file/mock has 2 healthy of 3, 2 of them reserved (b: unhealthy, world-writable: chmod o-w ${path.join(dir, 'b')})`,
+    `no free device: cannot reserve 1 device of "file": example/file/mock has 2 healthy of 3, 2 of them reserved (b: unhealthy, world-writable: chmod o-w ${path.join(dir, 'b')})`,
   );
   t.equal(manager.release('task-1'), 1);
   t.equal(manager.release('task-1'), 0);
+  await t.rejects(
+    manager.reserve([{ name: 'file', count: 1 }], { isReserved: (group, id) => group === 'example/file/mock' && id === 'a' }),
+    NoFreeDeviceError,
+    'a free device held elsewhere (isReserved) is never picked',
+  );
   t.same((await manager.reserve([{ name: 'file', count: 1 }])).devices[0]!.ids, ['a'], 'a is free again');
 
   await t.rejects(manager.reserve([{ name: 'exmaple/file/mock', count: 1 }]), {

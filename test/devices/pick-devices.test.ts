@@ -2,7 +2,7 @@
 import t from 'tap';
 import type { NodeDeviceGroup } from '../../devices/device-manager.js';
 import { pickDevices } from '../../devices/pick-devices.js';
-import { DeviceUnhealthyError, UnknownDeviceError } from '../../shared/errors.js';
+import { DeviceUnhealthyError, NoFreeDeviceError, UnknownDeviceError } from '../../shared/errors.js';
 
 const gpu = (name: string, devices: [string, 'healthy' | 'unhealthy' | 'unknown'][]): NodeDeviceGroup => ({
   id: `nvidia/gpu/${name}`,
@@ -59,8 +59,18 @@ t.test('refusals say what there is', async (t) => {
     message: 'cannot reserve 3 devices of "nvidia/gpu/H200": nvidia/gpu/H200 has 2 healthy of 3 (GPU-2: unhealthy)',
   });
   t.throws(() => pickDevices([{ name: 'gpu', count: 2 }], groups, (_g, id) => id === 'GPU-1'), {
+    code: 'NO_FREE_DEVICE',
     message:
-      'cannot reserve 2 devices of "gpu": nvidia/gpu/A100 has 1 healthy of 1; nvidia/gpu/H200 has 2 healthy of 3, 1 of them reserved (GPU-2: unhealthy)',
+      'no free device: cannot reserve 2 devices of "gpu": nvidia/gpu/A100 has 1 healthy of 1; nvidia/gpu/H200 has 2 healthy of 3, 1 of them reserved (GPU-2: unhealthy)',
+  });
+  t.throws(
+    () => pickDevices([{ name: 'nvidia/gpu/A100', count: 1 }], groups, () => true),
+    NoFreeDeviceError,
+    'healthy but every one reserved: no free device, not a sick node',
+  );
+  t.throws(() => pickDevices([{ name: 'nvidia/gpu/A100', count: 1 }], groups, () => true), {
+    code: 'NO_FREE_DEVICE',
+    message: 'no free device: cannot reserve 1 device of "nvidia/gpu/A100": nvidia/gpu/A100 has 1 healthy of 1, 1 of them reserved',
   });
   t.throws(() => pickDevices([{ name: 'gpus', count: 1 }], groups, free), UnknownDeviceError);
   t.throws(() => pickDevices([{ name: 'gpus', count: 1 }], groups, free), {
