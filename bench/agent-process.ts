@@ -92,6 +92,8 @@ export class AgentProcess {
       spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe', ...(kind === 'stats' ? ['ipc' as const] : [])] }),
     );
     const log = { text: '' };
+    // A failed send or kill is reported where it is made; without a listener it would crash the bench.
+    child.on('error', (err) => (log.text += `\n[bench] ${err.message}\n`));
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     let listening!: () => void;
     const listeningNow = new Promise<void>((resolve) => (listening = resolve));
@@ -145,6 +147,7 @@ export class AgentProcess {
 
   /** Sends a command to the stats agent and resolves with its answer. */
   command(message: StatsCommand): Promise<StatsReport> {
+    if (!this.child.connected) return Promise.reject(new Error(`the stats agent is gone: ${this.log}`));
     return new Promise((resolve, reject) => {
       const onMessage = (reply: unknown) => {
         this.child.off('exit', onExit);
@@ -156,7 +159,12 @@ export class AgentProcess {
       };
       this.child.once('message', onMessage);
       this.child.once('exit', onExit);
-      this.child.send(message);
+      this.child.send(message, (err) => {
+        if (!err) return;
+        this.child.off('message', onMessage);
+        this.child.off('exit', onExit);
+        reject(err);
+      });
     });
   }
 }

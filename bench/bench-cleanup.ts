@@ -10,6 +10,7 @@ import { mkdtempSync } from 'node:fs';
 import { readdir, readlink, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Dockerode from 'dockerode';
 
 /** The label every container of a run carries: `taskhost-bench.run=<runId>`. */
@@ -77,7 +78,11 @@ export class BenchCleanup {
       await Promise.all(
         [...this.#children].map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(0) : c.once('exit', resolve)))),
       );
-      await this.removeContainers().catch((err: unknown) => process.stderr.write(`[bench:agent] cleanup: containers: ${String(err)}\n`));
+      // Twice: a create the killed agent had sent may land just after the first listing.
+      for (const pause of [0, 1_000]) {
+        await sleep(pause);
+        await this.removeContainers().catch((err: unknown) => process.stderr.write(`[bench:agent] cleanup: containers: ${String(err)}\n`));
+      }
       await this.killProcessesUnder();
       await rm(this.root, { recursive: true, force: true, maxRetries: 3 }).catch(() => undefined);
     })();
