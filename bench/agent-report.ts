@@ -145,6 +145,11 @@ function renderScaleRun(run: ScaleRun): string[] {
       ),
     ),
     ...run.levels.flatMap((l) => l.statsErrors.slice(0, 3).map((e) => `   stats stream error at ${l.tasks} tasks: ${e}`)),
+    ...run.levels.flatMap((l) =>
+      l.startFailures.length
+        ? [`   ${l.startFailures.length} task(s) failed to start while adding up to ${l.tasks} (replaced); first: ${l.startFailures[0]}`]
+        : [],
+    ),
   ];
 }
 
