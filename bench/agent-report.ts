@@ -181,7 +181,8 @@ function renderScale(scale: ScaleReport, s: ScaleSettings): string[] {
       'docker tasks print a line every 5 s; raw_exec tasks are `sleep 3600`. Each level is measured without stats streams, then with ' +
       'one per task. RSS/task = growth over the baseline ÷ N; marginal = growth since the previous level ÷ the tasks added; ' +
       'CPU % is of one core; CPU %/task = (CPU − baseline CPU) ÷ N; stats/s = samples the agent received per second (N when every ' +
-      "stream keeps up). RSS seldom shrinks, so a level's no-stats RSS still holds what the previous level's streams grew.",
+      'stream keeps up). RSS moves by tens of MiB with garbage collection, so below about 50 tasks the per-task figures are noise; ' +
+      'the memory ratio is judged on the larger of RSS/task and marginal/task at the top level.',
   );
   if (scale.docker) out.push(...renderScaleRun(scale.docker));
   if (scale.raw) out.push(...renderScaleRun(scale.raw));
