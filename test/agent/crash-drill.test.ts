@@ -23,7 +23,6 @@ import {
   untilState,
 } from './crash-helpers.js';
 
-
 t.test('kill -9 with docker and raw_exec tasks running: a restart recovers every one, exits while down included', async (t) => {
   const docker = await requireDocker(t);
   if (!docker) return;

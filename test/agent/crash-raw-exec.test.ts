@@ -22,7 +22,6 @@ import {
   type Home,
 } from './crash-helpers.js';
 
-
 /** Starts an agent that dies at `point`, submits the task to it, and waits for the crash. */
 async function crashAt(t: Test, home: Home, point: CrashPoint, spec: object): Promise<void> {
   const agent = await startAgent(home, { crashAt: point });
