@@ -3,7 +3,6 @@
 // while no driver ran at all (a kill -9 of the whole host), or was killed by a signal meanwhile;
 // a start the host crashed in is found from its config alone, never started twice.
 import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -31,6 +30,7 @@ import { signalExit, type ExitResult, type TaskConfig, type TaskHandle } from '.
 import { InvalidConfigError, TaskExistsError, TaskNotFoundError } from '../../../shared/errors.js';
 import { spawnFixture } from '../../agent/spawn-ts.js';
 import { fastSupervision } from '../../helpers/fixture-plugins.js';
+import { rawExecTask } from './raw-exec-task.js';
 
 type Test = { teardown(fn: () => unknown): void };
 type Driver = ReturnType<typeof rawExecDriver>;
@@ -46,34 +46,6 @@ function newDriver(t: Test): Driver {
   const driver = rawExecDriver();
   t.teardown(() => driver.shutdown());
   return driver;
-}
-
-function taskConfig(t: Test, config: RawExecTaskConfig, overrides: Partial<TaskConfig> = {}): TaskConfig {
-  const allocDir = mkdtempSync(path.join(tmpdir(), 'taskhost-executor-'));
-  t.teardown(() => rmSync(allocDir, { recursive: true, force: true }));
-  const taskDir = path.join(allocDir, 'web');
-  mkdirSync(path.join(taskDir, 'secrets'), { recursive: true });
-  return {
-    id: `alloc-1/web/${randomBytes(4).toString('hex')}`,
-    name: 'web',
-    allocId: 'alloc-1',
-    jobName: 'shop',
-    groupName: 'front',
-    driver: 'raw_exec',
-    config,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TASK_MARKER: 'marked' },
-    deviceEnv: {},
-    resources: {},
-    devices: [],
-    mounts: [],
-    killTimeoutMs: 1000,
-    allocDir,
-    taskDir,
-    secretsDir: path.join(taskDir, 'secrets'),
-    stdoutPath: path.join(allocDir, 'web.stdout'),
-    stderrPath: path.join(allocDir, 'web.stderr'),
-    ...overrides,
-  };
 }
 
 /** The process is there and not a zombie. */
@@ -132,7 +104,7 @@ async function killWorker(instance: PluginInstance): Promise<void> {
 
 t.test('a task that exits with code 7 while its worker is gone is recovered with exit code 7', async (t) => {
   const worker = await rawExecWorker(t);
-  const cfg = taskConfig(t, untilGo(7));
+  const cfg = rawExecTask(t, untilGo(7));
   const { handle } = await worker.call<{ handle: TaskHandle }>('startTask', [cfg]);
   const state = cleanUp(t, handle);
   t.match(handle, { version: 2, state: 'running' });
@@ -153,7 +125,7 @@ t.test('a task that exits with code 7 while its worker is gone is recovered with
 
 t.test('a task killed by SIGTERM while its worker is gone is recovered as killed by SIGTERM (143)', async (t) => {
   const worker = await rawExecWorker(t);
-  const cfg = taskConfig(t, { command: 'sleep', args: ['30'] });
+  const cfg = rawExecTask(t, { command: 'sleep', args: ['30'] });
   const { handle } = await worker.call<{ handle: TaskHandle }>('startTask', [cfg]);
   const state = cleanUp(t, handle);
   await killWorker(worker);
@@ -167,7 +139,7 @@ t.test('a task killed by SIGTERM while its worker is gone is recovered as killed
 
 t.test('a task still running when it is recovered is re-attached; its later exit comes from the record', async (t) => {
   const worker = await rawExecWorker(t);
-  const cfg = taskConfig(t, untilGo(9));
+  const cfg = rawExecTask(t, untilGo(9));
   const { handle } = await worker.call<{ handle: TaskHandle }>('startTask', [cfg]);
   const state = cleanUp(t, handle);
   await killWorker(worker);
@@ -182,7 +154,7 @@ t.test('a task still running when it is recovered is re-attached; its later exit
 
 t.test('recover from an intent handle: a started task is found from its config alone', async (t) => {
   const first = newDriver(t);
-  const cfg = taskConfig(t, untilGo(4));
+  const cfg = rawExecTask(t, untilGo(4));
   const { handle } = await first.startTask(cfg);
   const state = cleanUp(t, handle);
   const files = runFiles(cfg.taskDir, cfg.id);
@@ -217,7 +189,7 @@ t.test('recover from an intent handle: a started task is found from its config a
 
 t.test('recover from an intent handle of a task that never started is TASK_NOT_FOUND, and starts nothing', async (t) => {
   const driver = newDriver(t);
-  const cfg = taskConfig(t, { command: 'sh', args: ['-c', 'touch ran'] });
+  const cfg = rawExecTask(t, { command: 'sh', args: ['-c', 'touch ran'] });
   t.throws(() => driver.recoverTask({ version: 2, config: cfg, state: 'unknown', driverState: null }), {
     name: 'TaskNotFoundError',
     code: 'TASK_NOT_FOUND',
@@ -263,7 +235,7 @@ t.test('a kill -9 of the whole host: the task exits with code 3 meanwhile, a new
 
 t.test('the task starts with every signal at its default, and with exactly its env', async (t) => {
   const driver = newDriver(t);
-  const cfg = taskConfig(t, { command: 'cat', args: ['/proc/self/status'] });
+  const cfg = rawExecTask(t, { command: 'cat', args: ['/proc/self/status'] });
   const handle = await driver.startTask(cfg);
   cleanUp(t, handle.handle);
   t.same(await driver.waitTask(cfg.id, forever), exited(0));
@@ -286,13 +258,13 @@ t.test('the task starts with every signal at its default, and with exactly its e
       .filter((v) => v !== '' && !/^(_TAPJS_|NODE_OPTIONS=)/.test(v))
       .sort();
   };
-  t.same(await envOf(taskConfig(t, { command: 'env', args: ['-0'] }, { env: { PATH: '/usr/bin:/bin', A: 'x y', B: '' } })), [
+  t.same(await envOf(rawExecTask(t, { command: 'env', args: ['-0'] }, { env: { PATH: '/usr/bin:/bin', A: 'x y', B: '' } })), [
     'A=x y',
     'B=',
     'PATH=/usr/bin:/bin',
   ]);
   t.same(
-    await envOf(taskConfig(t, { command: '/usr/bin/env', args: ['-0'] }, { env: { ONLY: '1' } })),
+    await envOf(rawExecTask(t, { command: '/usr/bin/env', args: ['-0'] }, { env: { ONLY: '1' } })),
     ['ONLY=1'],
     'not even a PATH the shell would add',
   );
@@ -300,12 +272,12 @@ t.test('the task starts with every signal at its default, and with exactly its e
 
 t.test('a kill signal the shell might have ignored (SIGINT) stops the task; its fds are its own', async (t) => {
   const driver = newDriver(t);
-  const cfg = taskConfig(t, { command: 'sleep', args: ['30'] });
+  const cfg = rawExecTask(t, { command: 'sleep', args: ['30'] });
   cleanUp(t, (await driver.startTask(cfg)).handle);
   await driver.stopTask(cfg.id, 30_000, 'SIGINT');
   t.same(await driver.waitTask(cfg.id, forever), signalExit('SIGINT'), 'SIGINT was not ignored: it ended the task');
 
-  const fds = taskConfig(t, { command: 'ls', args: ['/proc/self/fd'] });
+  const fds = rawExecTask(t, { command: 'ls', args: ['/proc/self/fd'] });
   cleanUp(t, (await driver.startTask(fds)).handle);
   t.same(await driver.waitTask(fds.id, forever), exited(0));
   // What a plain spawn from here passes on (fds this process inherited without close-on-exec, too).
@@ -315,7 +287,7 @@ t.test('a kill signal the shell might have ignored (SIGINT) stops the task; its 
 
 t.test('the executor survives a stray SIGTERM, SIGHUP, SIGINT or SIGTSTP and still records the exit', async (t) => {
   const driver = newDriver(t);
-  const cfg = taskConfig(t, untilGo(6));
+  const cfg = rawExecTask(t, untilGo(6));
   const { handle } = await driver.startTask(cfg);
   const state = cleanUp(t, handle);
   for (const signal of ['SIGTERM', 'SIGHUP', 'SIGINT', 'SIGUSR1', 'SIGTSTP'] as const) process.kill(state.executorPid!, signal);
@@ -330,7 +302,7 @@ t.test('the executor survives a stray SIGTERM, SIGHUP, SIGINT or SIGTSTP and sti
 t.test('a killed executor leaves the task running and stoppable; its exit status is then unknown', async (t) => {
   for (const how of ['started here', 'recovered'] as const) {
     const first = newDriver(t);
-    const cfg = taskConfig(t, { command: 'sleep', args: ['30'] });
+    const cfg = rawExecTask(t, { command: 'sleep', args: ['30'] });
     const { handle } = await first.startTask(cfg);
     const state = cleanUp(t, handle);
     let driver = first;
@@ -354,7 +326,7 @@ t.test('a killed executor leaves the task running and stoppable; its exit status
 
 t.test('two concurrent starts of one id start it once', async (t) => {
   const driver = newDriver(t);
-  const cfg = taskConfig(t, { command: 'sleep', args: ['30'] });
+  const cfg = rawExecTask(t, { command: 'sleep', args: ['30'] });
   const results = await Promise.allSettled([driver.startTask(cfg), driver.startTask(cfg)]);
   for (const r of results) if (r.status === 'fulfilled') cleanUp(t, r.value.handle);
   t.same(
@@ -367,7 +339,7 @@ t.test('two concurrent starts of one id start it once', async (t) => {
 
 t.test('a task env may not use the names of the executor variables', async (t) => {
   const driver = newDriver(t);
-  const cfg = taskConfig(t, { command: 'true' }, { env: { PATH: '/usr/bin:/bin', __taskhost_p: 'mine' } });
+  const cfg = rawExecTask(t, { command: 'true' }, { env: { PATH: '/usr/bin:/bin', __taskhost_p: 'mine' } });
   t.throws(() => driver.validateTask(cfg), {
     name: 'InvalidConfigError',
     errors: [{ path: '/env/__taskhost_p', message: /belong to raw_exec's executor .*: rename "__taskhost_p"/ }],
@@ -398,7 +370,7 @@ t.test("the executor's record files: a reader never takes a torn or foreign one 
 
   // A recovered task whose exit record is unreadable ends with the reason, never a crash.
   const driver = newDriver(t);
-  const cfg = taskConfig(t, sh('exit 0'));
+  const cfg = rawExecTask(t, sh('exit 0'));
   const { handle } = await driver.startTask(cfg);
   cleanUp(t, handle);
   await driver.waitTask(cfg.id, forever);
@@ -442,7 +414,7 @@ t.test('a command is looked up as exec would: a directory of its name in PATH is
 
 t.test('an executor that cannot write its record fails the start, says where to look, and leaves nothing', async (t) => {
   const driver = newDriver(t);
-  const cfg = taskConfig(t, { command: 'sh', args: ['-c', 'touch ran'] });
+  const cfg = rawExecTask(t, { command: 'sh', args: ['-c', 'touch ran'] });
   const files = runFiles(cfg.taskDir, cfg.id);
   mkdirSync(`${files.pid}.tmp`, { recursive: true }); // where the record is written first: a directory, so the write fails
   await t.rejects(driver.startTask(cfg), {
@@ -462,7 +434,7 @@ t.test('a signal sent before setsid(1) has made the task its group reaches the t
   t.teardown(() => child.kill('SIGKILL'));
   const pid = child.pid!;
   await until(() => readProcStat(pid) !== undefined, 'the child to start');
-  const cfg = taskConfig(t, { command: 'sleep', args: ['30'] });
+  const cfg = rawExecTask(t, { command: 'sleep', args: ['30'] });
   const driver = newDriver(t);
   driver.recoverTask({
     version: 2,
@@ -493,7 +465,7 @@ t.test('the executor works in each POSIX shell /bin/sh may be: dash, bash, busyb
   for (const [name, candidates] of Object.entries(shells)) {
     const found = candidates.find((c) => existsSync(c));
     await t.test(name, { skip: found ? false : `${name} is not installed here` }, async (t) => {
-      const cfg = taskConfig(t, { command: 'env', args: ['-0'] }, { env: { A: '1' } });
+      const cfg = rawExecTask(t, { command: 'env', args: ['-0'] }, { env: { A: '1' } });
       let shell = found!;
       if (name === 'busybox') {
         // busybox is a shell only when asked for one: a wrapper that asks.
@@ -517,7 +489,7 @@ t.test('the executor works in each POSIX shell /bin/sh may be: dash, bash, busyb
         .filter((v) => v !== '' && !/^(_TAPJS_|NODE_OPTIONS=)/.test(v));
       t.same(env, ['A=1'], "exactly the task's env");
 
-      const killed = taskConfig(t, { command: 'sleep', args: ['30'] });
+      const killed = rawExecTask(t, { command: 'sleep', args: ['30'] });
       const sleeping = await spawnIn(killed).started;
       t.teardown(() => void killGroup(sleeping.state.pgid, 'SIGKILL'));
       t.ok(killGroup(sleeping.state.pgid, 'SIGINT'), 'the group exists');

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -22,6 +22,7 @@ import { CancelledError, InvalidConfigError, TaskExistsError, TaskNotFoundError,
 import { ociArch } from '../../../shared/oci-arch.js';
 import { compileSchema } from '../../../shared/schema.js';
 import { fastSupervision } from '../../helpers/fixture-plugins.js';
+import { rawExecTask } from './raw-exec-task.js';
 
 /** What the helpers need of a test: somewhere to register cleanup. */
 type Test = { teardown(fn: () => unknown): void };
@@ -37,34 +38,6 @@ function newDriver(t: Test): Driver {
 }
 
 /** A task config with its own alloc directory; env is PATH plus a marker, nothing else. */
-function taskConfig(t: Test, config: RawExecTaskConfig, overrides: Partial<TaskConfig> = {}): TaskConfig {
-  const allocDir = mkdtempSync(path.join(tmpdir(), 'taskhost-raw-exec-'));
-  t.teardown(() => rmSync(allocDir, { recursive: true, force: true }));
-  const taskDir = path.join(allocDir, 'web');
-  const secretsDir = path.join(taskDir, 'secrets');
-  mkdirSync(secretsDir, { recursive: true });
-  return {
-    id: `alloc-1/web/${randomBytes(4).toString('hex')}`,
-    name: 'web',
-    allocId: 'alloc-1',
-    jobName: 'shop',
-    groupName: 'front',
-    driver: 'raw_exec',
-    config,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TASK_MARKER: 'marked' },
-    deviceEnv: {},
-    resources: {},
-    devices: [],
-    mounts: [],
-    killTimeoutMs: 1000,
-    allocDir,
-    taskDir,
-    secretsDir,
-    stdoutPath: path.join(allocDir, 'web.stdout'),
-    stderrPath: path.join(allocDir, 'web.stderr'),
-    ...overrides,
-  };
-}
 
 /** Starts a task and makes sure its whole process group is gone after the test. */
 async function start(t: Test, driver: Driver, cfg: TaskConfig): Promise<TaskHandle> {
@@ -121,7 +94,7 @@ t.test('schemas, capabilities and the first fingerprint', async (t) => {
 
 t.test('start runs the command in the task dir with exactly the task env; wait gives its exit code', async (t) => {
   const driver = newDriver(t);
-  const cfg = taskConfig(t, sh('pwd; echo "marker=$TASK_MARKER home=${HOME-unset}"; echo oops >&2; exit 7'));
+  const cfg = rawExecTask(t, sh('pwd; echo "marker=$TASK_MARKER home=${HOME-unset}"; echo oops >&2; exit 7'));
   const handle = await start(t, driver, cfg);
   const state = handle.driverState as DriverState;
   t.match(handle, { version: 2, config: cfg, state: 'running' });
@@ -139,7 +112,7 @@ t.test('start runs the command in the task dir with exactly the task env; wait g
 
 t.test('output is appended, and cwd is relative to the task dir', async (t) => {
   const driver = newDriver(t);
-  const cfg = taskConfig(t, { command: 'pwd', cwd: 'local' });
+  const cfg = rawExecTask(t, { command: 'pwd', cwd: 'local' });
   mkdirSync(path.join(cfg.taskDir, 'local'));
   writeFileSync(cfg.stdoutPath, 'earlier\n');
   await start(t, driver, cfg);
@@ -149,7 +122,7 @@ t.test('output is appended, and cwd is relative to the task dir', async (t) => {
 
 t.test('validateTask refuses a user and a cwd outside the task directory, each at its path, touching nothing', async (t) => {
   const driver = newDriver(t);
-  const cfg = taskConfig(t, { command: 'true', cwd: '../../..' }, { user: 'nobody', taskDir: '/nowhere/at/all' });
+  const cfg = rawExecTask(t, { command: 'true', cwd: '../../..' }, { user: 'nobody', taskDir: '/nowhere/at/all' });
   t.throws(() => driver.validateTask(cfg), {
     code: 'INVALID_CONFIG',
     errors: [
@@ -161,16 +134,16 @@ t.test('validateTask refuses a user and a cwd outside the task directory, each a
       },
     ],
   });
-  t.throws(() => driver.validateTask(taskConfig(t, { command: 'true', cwd: '/tmp' })), { errors: [{ path: '/config/cwd' }] }, 'absolute');
-  t.doesNotThrow(() => driver.validateTask(taskConfig(t, { command: 'true', cwd: 'a/../b' })), 'inside, however written');
-  t.doesNotThrow(() => driver.validateTask(taskConfig(t, { command: 'true' })));
+  t.throws(() => driver.validateTask(rawExecTask(t, { command: 'true', cwd: '/tmp' })), { errors: [{ path: '/config/cwd' }] }, 'absolute');
+  t.doesNotThrow(() => driver.validateTask(rawExecTask(t, { command: 'true', cwd: 'a/../b' })), 'inside, however written');
+  t.doesNotThrow(() => driver.validateTask(rawExecTask(t, { command: 'true' })));
 });
 
 t.test('cwd stays inside the task directory, also through a symlink, unless the plugin config allows otherwise', async (t) => {
   const driver = newDriver(t);
-  const escape = taskConfig(t, { command: 'pwd', cwd: '..' });
+  const escape = rawExecTask(t, { command: 'pwd', cwd: '..' });
   await t.rejects(driver.startTask(escape), { errors: [{ path: '/config/cwd', message: /"\.\." is outside the task directory/ }] });
-  const linked = taskConfig(t, { command: 'pwd', cwd: 'elsewhere' });
+  const linked = rawExecTask(t, { command: 'pwd', cwd: 'elsewhere' });
   symlinkSync(tmpdir(), path.join(linked.taskDir, 'elsewhere'));
   await t.rejects(driver.startTask(linked), { errors: [{ path: '/config/cwd', message: /"elsewhere" is outside the task directory/ }] });
   t.throws(() => driver.inspectTask(linked.id), TaskNotFoundError, 'nothing started');
@@ -195,7 +168,7 @@ t.test('a task with reserved devices is told, in an event, that they are at thei
       if (/exited/.test(e.message)) controller.abort();
     }
   })();
-  const cfg = taskConfig(t, sh('exit 0'), {
+  const cfg = rawExecTask(t, sh('exit 0'), {
     mounts: [{ hostPath: '/srv/devices/a', taskPath: '/devices/a', readOnly: true }],
     devices: [{ hostPath: '/dev/null', taskPath: '/dev/null', permissions: 'rw' }],
   });
@@ -211,7 +184,7 @@ t.test('a task with reserved devices is told, in an event, that they are at thei
 
 t.test('a task that exits at once is never missed', async (t) => {
   const driver = newDriver(t);
-  const base = taskConfig(t, sh('exit 3'));
+  const base = rawExecTask(t, sh('exit 3'));
   for (let i = 0; i < 20; i++) {
     const cfg = { ...base, id: `alloc-1/web/${randomBytes(4).toString('hex')}` };
     const handle = await start(t, driver, cfg);
@@ -222,28 +195,28 @@ t.test('a task that exits at once is never missed', async (t) => {
 
 t.test('a command that cannot start rejects startTask, naming it, and leaves no task behind', async (t) => {
   const driver = newDriver(t);
-  const missing = taskConfig(t, { command: 'no-such-command-here' });
+  const missing = rawExecTask(t, { command: 'no-such-command-here' });
   await t.rejects(driver.startTask(missing), InvalidConfigError);
   await t.rejects(driver.startTask(missing), /command "no-such-command-here" was not found in the task's PATH/);
   t.throws(() => driver.inspectTask(missing.id), TaskNotFoundError);
 
-  const notExecutable = taskConfig(t, { command: './run.sh' });
+  const notExecutable = rawExecTask(t, { command: './run.sh' });
   writeFileSync(path.join(notExecutable.taskDir, 'run.sh'), '#!/bin/sh\nexit 0\n');
   chmodSync(path.join(notExecutable.taskDir, 'run.sh'), 0o644);
   await t.rejects(driver.startTask(notExecutable), /command "\.\/run\.sh" is not executable/);
 
-  await t.rejects(driver.startTask(taskConfig(t, { command: 'true', cwd: 'nope' })), /working directory .*\/nope does not exist/);
-  await t.rejects(driver.startTask(taskConfig(t, { command: '/' + 'x'.repeat(5000) })), {
+  await t.rejects(driver.startTask(rawExecTask(t, { command: 'true', cwd: 'nope' })), /working directory .*\/nope does not exist/);
+  await t.rejects(driver.startTask(rawExecTask(t, { command: '/' + 'x'.repeat(5000) })), {
     errors: [{ path: '/config/command', message: "cannot start task: the command's path is too long for the kernel" }],
   });
   const e2big = 'cannot start task: its arguments and environment are too large for the kernel (E2BIG): shorten config.args or env';
-  await t.rejects(driver.startTask(taskConfig(t, { command: 'true', args: ['x'.repeat(200_000)] })), {
+  await t.rejects(driver.startTask(rawExecTask(t, { command: 'true', args: ['x'.repeat(200_000)] })), {
     errors: [{ path: '/config/args', message: e2big }],
   });
-  await t.rejects(driver.startTask(taskConfig(t, { command: 'true' }, { env: { BIG: 'x'.repeat(200_000) } })), {
+  await t.rejects(driver.startTask(rawExecTask(t, { command: 'true' }, { env: { BIG: 'x'.repeat(200_000) } })), {
     errors: [{ path: '/env', message: e2big }],
   });
-  await t.rejects(driver.startTask(taskConfig(t, { command: 'true' }, { user: 'nobody' })), /cannot run them as "nobody"/);
+  await t.rejects(driver.startTask(rawExecTask(t, { command: 'true' }, { user: 'nobody' })), /cannot run them as "nobody"/);
 
   await start(t, driver, { ...missing, config: { command: 'true' } });
   t.same(await driver.waitTask(missing.id, forever), exited(0), 'the id is free to use after a failed start');
@@ -251,7 +224,7 @@ t.test('a command that cannot start rejects startTask, naming it, and leaves no 
 
 t.test('stop sends SIGTERM to the task and resolves once it has exited', async (t) => {
   const driver = newDriver(t);
-  const cfg = taskConfig(t, { command: 'sleep', args: ['30'] });
+  const cfg = rawExecTask(t, { command: 'sleep', args: ['30'] });
   await start(t, driver, cfg);
   t.equal(driver.inspectTask(cfg.id).state, 'running');
   const began = Date.now();
@@ -270,7 +243,7 @@ t.test('stop sends SIGTERM to the task and resolves once it has exited', async (
 t.test('stop SIGKILLs the whole group of a task that ignores SIGTERM once the timeout passes', async (t) => {
   const driver = newDriver(t);
   // An ignored signal stays ignored across exec, so the background sleep ignores SIGTERM too.
-  const cfg = taskConfig(t, sh('trap "" TERM; sleep 30 & echo $! > child.pid; wait'));
+  const cfg = rawExecTask(t, sh('trap "" TERM; sleep 30 & echo $! > child.pid; wait'));
   await start(t, driver, cfg);
   const childPidFile = path.join(cfg.taskDir, 'child.pid');
   await until(() => existsSync(childPidFile) && readFileSync(childPidFile, 'utf8').endsWith('\n'), 'the child pid');
@@ -288,7 +261,7 @@ t.test('stop SIGKILLs the whole group of a task that ignores SIGTERM once the ti
 
 t.test('destroy kills what a task left running in its group after it exited', async (t) => {
   const driver = newDriver(t);
-  const cfg = taskConfig(t, sh('sleep 30 & echo $! > child.pid'));
+  const cfg = rawExecTask(t, sh('sleep 30 & echo $! > child.pid'));
   await start(t, driver, cfg);
   t.same(await driver.waitTask(cfg.id, forever), exited(0));
   const childPid = Number(readFileSync(path.join(cfg.taskDir, 'child.pid'), 'utf8'));
@@ -300,7 +273,7 @@ t.test('destroy kills what a task left running in its group after it exited', as
 
 t.test('destroy refuses a running task unless forced, then forgets it', async (t) => {
   const driver = newDriver(t);
-  const cfg = taskConfig(t, { command: 'sleep', args: ['30'] });
+  const cfg = rawExecTask(t, { command: 'sleep', args: ['30'] });
   await start(t, driver, cfg);
   await t.rejects(
     Promise.resolve().then(() => driver.destroyTask(cfg.id, false)),
@@ -323,7 +296,7 @@ t.test('destroy refuses a running task unless forced, then forgets it', async (t
 
 t.test('a cancelled wait rejects at once and does not hold the task', async (t) => {
   const driver = newDriver(t);
-  const cfg = taskConfig(t, { command: 'sleep', args: ['30'] });
+  const cfg = rawExecTask(t, { command: 'sleep', args: ['30'] });
   await start(t, driver, cfg);
   const controller = new AbortController();
   const waiting = driver.waitTask(cfg.id, controller.signal);
@@ -335,7 +308,7 @@ t.test('a cancelled wait rejects at once and does not hold the task', async (t) 
 
 t.test('signalTask delivers a signal the task traps; unknown names are refused', async (t) => {
   const driver = newDriver(t);
-  const cfg = taskConfig(t, sh("trap 'echo got-usr1 > usr1; exit 0' USR1; touch ready; while :; do sleep 0.05; done"));
+  const cfg = rawExecTask(t, sh("trap 'echo got-usr1 > usr1; exit 0' USR1; touch ready; while :; do sleep 0.05; done"));
   await start(t, driver, cfg);
   await until(() => existsSync(path.join(cfg.taskDir, 'ready')), 'the trap to be set');
   t.throws(() => driver.signalTask(cfg.id, 'SIGBOGUS'), { name: 'InvalidConfigError', message: /unknown signal "SIGBOGUS"/ });
@@ -348,7 +321,7 @@ t.test('signalTask delivers a signal the task traps; unknown names are refused',
 
 t.test('exec runs in the task context, captures output and exit code, and honours timeouts', async (t) => {
   const driver = newDriver(t);
-  const cfg = taskConfig(t, { command: 'sleep', args: ['30'] });
+  const cfg = rawExecTask(t, { command: 'sleep', args: ['30'] });
   await start(t, driver, cfg);
 
   const result = await driver.execTask(cfg.id, ['sh', '-c', 'pwd; echo $TASK_MARKER; echo err >&2; exit 4'], 5000);
@@ -391,7 +364,7 @@ t.test('exec runs in the task context, captures output and exit code, and honour
 t.test('stats report the whole group and end when the task exits', async (t) => {
   const driver = newDriver(t);
   // A busy shell and a sleeping child: CPU from one, memory from both.
-  const cfg = taskConfig(t, sh('sleep 30 & while :; do :; done'));
+  const cfg = rawExecTask(t, sh('sleep 30 & while :; do :; done'));
   await start(t, driver, cfg);
   const samples: TaskResourceUsage[] = [];
   let stopping: Promise<void> | undefined;
@@ -426,7 +399,7 @@ t.test('the event stream sees start, signals, stop requests and exit', async (t)
       if (/killed by/.test(e.message)) controller.abort();
     }
   })();
-  const cfg = taskConfig(t, { command: 'sleep', args: ['30'] });
+  const cfg = rawExecTask(t, { command: 'sleep', args: ['30'] });
   const handle = await start(t, driver, cfg);
   driver.signalTask(cfg.id, 'SIGCONT');
   await driver.stopTask(cfg.id, 1000);
@@ -444,7 +417,7 @@ t.test('the event stream sees start, signals, stop requests and exit', async (t)
 
 t.test('recover: a second driver adopts a running task; inspect, stop and wait work', async (t) => {
   const first = newDriver(t);
-  const cfg = taskConfig(t, { command: 'sleep', args: ['30'] });
+  const cfg = rawExecTask(t, { command: 'sleep', args: ['30'] });
   const handle = await start(t, first, cfg);
   const second = newDriver(t);
   second.recoverTask(handle);
@@ -465,7 +438,7 @@ t.test('recover: a second driver adopts a running task; inspect, stop and wait w
 
 t.test('recover of a task that exited unwatched reports its real exit code, and when it exited', async (t) => {
   const first = newDriver(t);
-  const cfg = taskConfig(t, sh('exit 5'));
+  const cfg = rawExecTask(t, sh('exit 5'));
   const handle = await start(t, first, cfg);
   t.same(await first.waitTask(cfg.id, forever), exited(5));
   const completedAt = first.inspectTask(cfg.id).completedAt!;
@@ -479,7 +452,7 @@ t.test('recover of a task that exited unwatched reports its real exit code, and 
 
 t.test('a version 1 handle (from before the executor) is still recovered; its unwatched exit is unknown', async (t) => {
   const first = newDriver(t);
-  const cfg = taskConfig(t, sh('exit 5'));
+  const cfg = rawExecTask(t, sh('exit 5'));
   const handle = await start(t, first, cfg);
   t.same(await first.waitTask(cfg.id, forever), exited(5));
   const { pid, pgid, startTime, startedAt } = handle.driverState as DriverState;
@@ -492,7 +465,7 @@ t.test('a version 1 handle (from before the executor) is still recovered; its un
 
 t.test('recover does not adopt a pid that now belongs to another process', async (t) => {
   const driver = newDriver(t);
-  const cfg = taskConfig(t, { command: 'sleep', args: ['30'] });
+  const cfg = rawExecTask(t, { command: 'sleep', args: ['30'] });
   // This test's own pid, with a start time that is not its own: a reused pid.
   const state: DriverState = { pid: process.pid, pgid: process.pid, startTime: 1, startedAt: new Date().toISOString() };
   driver.recoverTask({ version: 1, config: cfg, state: 'running', driverState: state });
@@ -501,7 +474,7 @@ t.test('recover does not adopt a pid that now belongs to another process', async
   await driver.destroyTask(cfg.id, true);
   t.pass('stop and destroy left the other process alone');
 
-  const other = taskConfig(t, { command: 'true' });
+  const other = rawExecTask(t, { command: 'true' });
   t.throws(() => driver.recoverTask({ version: 3, config: other, state: 'running', driverState: state }), {
     name: 'InvalidConfigError',
     message: 'raw_exec cannot recover a task handle of version 3; it writes version 2',
@@ -516,7 +489,7 @@ t.test('recover does not adopt a pid that now belongs to another process', async
   });
 
   // A version 2 handle whose executor's pid, and the task's, now name other processes.
-  const reused = taskConfig(t, { command: 'sleep', args: ['30'] });
+  const reused = rawExecTask(t, { command: 'sleep', args: ['30'] });
   driver.recoverTask({
     version: 2,
     config: reused,
@@ -556,7 +529,7 @@ t.test('a waitpid status becomes an ExitResult', async (t) => {
 
 t.test('shutdown ends the streams and leaves tasks running', async (t) => {
   const driver = rawExecDriver();
-  const cfg = taskConfig(t, { command: 'sleep', args: ['30'] });
+  const cfg = rawExecTask(t, { command: 'sleep', args: ['30'] });
   const handle = await start(t, driver, cfg);
   const events = driver.taskEvents(forever)[Symbol.asyncIterator]();
   const stats = driver.taskStats(cfg.id, 60_000, forever)[Symbol.asyncIterator]();
@@ -586,12 +559,12 @@ t.test('through a real worker: start and wait, then a task outlives its worker a
   await instance.start();
   t.equal(instance.state, 'running', instance.lastError?.message ?? 'started');
 
-  const quick = taskConfig(t, sh('echo hello; exit 3'));
+  const quick = rawExecTask(t, sh('echo hello; exit 3'));
   await instance.call('startTask', [quick]);
   t.same(await instance.call('waitTask', [quick.id]), exited(3));
   t.equal(readFileSync(quick.stdoutPath, 'utf8'), 'hello\n');
 
-  const slow = taskConfig(t, sh('sleep 0.5; exit 42'));
+  const slow = rawExecTask(t, sh('sleep 0.5; exit 42'));
   const { handle } = await instance.call<{ handle: TaskHandle }>('startTask', [slow]);
   t.teardown(() => void killGroup((handle.driverState as DriverState).pgid, 'SIGKILL'));
   await instance.close();
