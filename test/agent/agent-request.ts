@@ -8,7 +8,7 @@ export interface Answer<T = unknown> {
   json: T;
 }
 
-/** One request; the body is sent as JSON, the answer parsed as JSON. */
+/** One request; the body is sent as JSON, the answer parsed as JSON; rejects when the connection fails or drops. */
 export function request<T = unknown>(
   socketPath: string,
   method: string,
@@ -24,6 +24,7 @@ export function request<T = unknown>(
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (text += chunk));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, json: (text ? JSON.parse(text) : undefined) as T }));
+        res.on('error', reject);
       },
     );
     req.on('error', reject);

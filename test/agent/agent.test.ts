@@ -2,7 +2,6 @@
 // second time on the same data dir, closed with its task running and started again to find it.
 import { EventEmitter } from 'node:events';
 import { statSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import t from 'tap';
 import { Agent } from '../../index.js';
@@ -11,6 +10,7 @@ import { builtinPluginDirs } from '../../plugin-loader/discovery.js';
 import type { TaskRecord } from '../../agent/store-records.js';
 import { main } from '../../cli/main.js';
 import { fastSupervision } from '../helpers/fixture-plugins.js';
+import { request } from './agent-request.js';
 import { freshDataDir, quiet } from './supervisor-helpers.js';
 
 const builtinDirs = builtinPluginDirs.filter((d) => /raw_exec|mock$/.test(d));
@@ -21,22 +21,6 @@ const configFor = (dataDir: string) =>
     supervision: { ...fastSupervision, startTimeout: '60s' },
     plugins: { mock: { enabled: true } },
   });
-
-function request(socketPath: string, method: string, url: string, body?: unknown): Promise<{ status: number; json: unknown }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { socketPath, method, path: url, headers: body === undefined ? {} : { 'content-type': 'application/json' } },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: text ? (JSON.parse(text) as unknown) : undefined }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
 
 const taskPath = (id: string, rest = '') => `/v1/tasks/${encodeURIComponent(id)}${rest}`;
 

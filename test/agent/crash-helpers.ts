@@ -6,7 +6,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,6 +14,7 @@ import type Docker from 'dockerode';
 import type { TaskRecord } from '../../agent/store-records.js';
 import type { CrashPoint } from '../../shared/crash-points.js';
 import { fastSupervision } from '../helpers/fixture-plugins.js';
+import { request, taskPath } from './agent-request.js';
 import { BUSYBOX_IMAGE } from '../helpers/docker.js';
 
 const tsx = createRequire(import.meta.url).resolve('tsx');
@@ -125,30 +125,7 @@ export async function startAgent(home: Home, options: { crashAt?: CrashPoint } =
   return agent;
 }
 
-export interface Reply {
-  status: number;
-  json: unknown;
-}
-
-/** One request over the agent's unix socket; rejects when the connection fails or drops. */
-export function request(socketPath: string, method: string, url: string, body?: unknown): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { socketPath, method, path: url, headers: body === undefined ? {} : { 'content-type': 'application/json' } },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: text ? (JSON.parse(text) as unknown) : undefined }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
-
-export const taskPath = (id: string, rest = '') => `/v1/tasks/${encodeURIComponent(id)}${rest}`;
+export { request, taskPath, type Answer as Reply } from './agent-request.js';
 
 /** Every task record of the default namespace. */
 export async function listTasks(home: Home): Promise<TaskRecord[]> {
