@@ -9,6 +9,8 @@ import { lstatSync } from 'node:fs';
 import http from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
 import { AgentUnreachableError, CancelledError, errorCodes, fromErrorData, TaskhostError, type ErrorData } from '../shared/errors.js';
+import type { DevicePluginHealth, DeviceStatsSnapshot, NodeDeviceGroup } from '../devices/device-manager.js';
+import type { DriverHealthInfo } from '../drivers/driver-manager.js';
 import type { StoreEvent, TaskRecord } from './store-records.js';
 
 export interface AgentClientOptions {
@@ -36,9 +38,18 @@ export interface LogsOptions {
 }
 
 export interface EventsOptions {
-  /** The index to resume from, as `GET /v1/events?index=N` takes it; without one the agent's default. */
+  /** The events after this index (the last one seen, to resume); without one every event the agent still keeps. */
   index?: number;
+  /** Only these topics: `tasks`, `images`, `reservations`, `devices`. */
+  topics?: readonly string[];
   signal?: AbortSignal;
+}
+
+/** The node as `GET /v1/node` describes it. */
+export interface NodeInfo {
+  attributes: Record<string, string>;
+  drivers: DriverHealthInfo[];
+  devices: { groups: NodeDeviceGroup[]; plugins: DevicePluginHealth[] };
 }
 
 /** An image the agent's Docker driver uses, as `GET /v1/images` lists it. */
@@ -130,17 +141,41 @@ export class AgentClient {
 
   /** The agent's events, one object per NDJSON line, as long as the agent sends them. */
   async *events(options: EventsOptions = {}): AsyncGenerator<StoreEvent> {
-    const url = options.index === undefined ? '/v1/events' : `/v1/events?index=${options.index}`;
+    const query = new URLSearchParams();
+    if (options.index !== undefined) query.set('index', String(options.index));
+    for (const topic of options.topics ?? []) query.append('topic', topic);
+    const url = `/v1/events${query.size ? `?${query}` : ''}`;
     const decoder = new StringDecoder('utf8');
     let pending = '';
-    for await (const chunk of this.#stream(url, 'the events', options.signal)) {
-      pending += decoder.write(chunk as Buffer);
-      const lines = pending.split('\n');
-      pending = lines.pop()!;
-      for (const line of lines) if (line.trim()) yield parseEvent(line);
+    const lines = async function* (stream: AsyncGenerator<Uint8Array>) {
+      for await (const chunk of stream) {
+        pending += decoder.write(chunk as Buffer);
+        const complete = pending.split('\n');
+        pending = complete.pop()!;
+        yield* complete;
+      }
+      yield pending + decoder.end();
+    };
+    for await (const line of lines(this.#stream(url, 'the events', options.signal))) {
+      if (!line.trim()) continue;
+      const event = parseEventLine(line);
+      if (event) yield event;
     }
-    pending += decoder.end();
-    if (pending.trim()) yield parseEvent(pending);
+  }
+
+  /** The node's attributes, each driver's health, and the devices (`GET /v1/node`). */
+  node(signal?: AbortSignal): Promise<NodeInfo> {
+    return this.#json('GET', '/v1/node', { signal });
+  }
+
+  /** The device groups and device plugins, as `taskhost devices --json` prints them. */
+  devices(signal?: AbortSignal): Promise<NodeInfo['devices']> {
+    return this.#json('GET', '/v1/devices', { signal });
+  }
+
+  /** The latest stats of every device group, as `taskhost devices stats --json` prints them. */
+  deviceStats(signal?: AbortSignal): Promise<DeviceStatsSnapshot> {
+    return this.#json('GET', '/v1/devices/stats', { signal });
   }
 
   /** Closes idle connections; requests in flight finish. Idempotent. */
@@ -261,10 +296,14 @@ function agentError(reply: Reply): TaskhostError {
   return fromErrorData(data);
 }
 
-function parseEvent(line: string): StoreEvent {
+/** An event; undefined for a heartbeat (`{}`); an error line (the agent ended the stream) is thrown. */
+function parseEventLine(line: string): StoreEvent | undefined {
+  let parsed: Partial<StoreEvent> & { error?: { code?: unknown; message?: unknown; details?: unknown } };
   try {
-    return JSON.parse(line) as StoreEvent;
+    parsed = JSON.parse(line) as typeof parsed;
   } catch {
     throw new TaskhostError(`the agent sent an event line that is not JSON: ${line.slice(0, 200)}`);
   }
+  if (parsed.error !== undefined) throw agentError({ status: 200, headers: {}, body: line });
+  return typeof parsed.index === 'number' ? (parsed as StoreEvent) : undefined;
 }

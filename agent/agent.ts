@@ -13,12 +13,16 @@ import { builtinPluginDirs } from '../plugin-loader/discovery.js';
 import { DeviceManager } from '../devices/device-manager.js';
 import { DriverManager } from '../drivers/driver-manager.js';
 import { FileHandleStore } from '../drivers/handle-store.js';
+import { recordDeviceEvents } from './device-events.js';
+import { eventRoutes } from './event-routes.js';
 import { agentDockerClient, agentDockerConfig, hostsDockerBuiltin, ImageRecords } from './image-records.js';
 import { imageRoutes } from './image-routes.js';
+import { nodeRoutes } from './node-routes.js';
 import { DeviceReservations } from './reservations.js';
 import { createApiServer, type ApiServer, type ListeningAddresses } from './server.js';
 import { loadOrCreateToken, tokenFile } from './server-token.js';
 import { AgentStore } from './store.js';
+import { taskLogRoutes } from './task-log-routes.js';
 import { taskRoutes } from './task-routes.js';
 import { handleDir, TaskSupervisor } from './task-supervisor.js';
 
@@ -53,8 +57,10 @@ export class Agent {
   readonly server: ApiServer;
   readonly addresses: ListeningAddresses;
   #closing: Promise<void> | undefined;
+  readonly #stopDeviceEvents: () => void;
 
-  private constructor(parts: Omit<Agent, 'close'>) {
+  private constructor(parts: Omit<Agent, 'close'>, stopDeviceEvents: () => void) {
+    this.#stopDeviceEvents = stopDeviceEvents;
     this.store = parts.store;
     this.loader = parts.loader;
     this.manager = parts.manager;
@@ -105,12 +111,20 @@ export class Agent {
       reservations.attach(supervisor);
       images.attach(supervisor);
       await supervisor.start();
+      const stopDeviceEvents = recordDeviceEvents(devices, store, logger);
+      undo.push(async () => stopDeviceEvents());
       await devices.start();
       await reservations.start();
       await images.start();
       const token = options.listen === undefined ? undefined : await loadOrCreateToken(config.dataDir);
       const server = createApiServer({
-        routes: [...taskRoutes(supervisor), ...imageRoutes(images)],
+        routes: [
+          ...taskRoutes(supervisor),
+          ...taskLogRoutes(supervisor, config.dataDir, { logger }),
+          ...eventRoutes(store),
+          ...imageRoutes(images),
+          ...nodeRoutes(manager, devices),
+        ],
         ...(token === undefined ? {} : { token, tokenFile: tokenFile(config.dataDir) }),
       });
       undo.push(() => server.close());
@@ -118,7 +132,7 @@ export class Agent {
         socket: options.socket ?? agentSocket(config.dataDir),
         ...(options.listen === undefined ? {} : { tcp: options.listen }),
       });
-      return new Agent({ store, loader, manager, devices, reservations, images, supervisor, server, addresses });
+      return new Agent({ store, loader, manager, devices, reservations, images, supervisor, server, addresses }, stopDeviceEvents);
     } catch (err) {
       for (const step of undo.reverse()) await step().catch(() => undefined);
       throw err;
@@ -132,6 +146,8 @@ export class Agent {
       await this.supervisor.close();
       await this.images.close();
       await this.reservations.close();
+      // The plugins going down at close is no change of the node's devices.
+      this.#stopDeviceEvents();
       await this.devices.close();
       await this.manager.close();
       await this.loader.close();

@@ -3,16 +3,26 @@
  * the description cannot drift from what the server validates. docs/openapi.json is a copy
  * (`npm run openapi` writes it; a test fails when it is stale).
  */
+import { eventRouteDefinitions } from './event-routes.js';
 import { ErrorBody } from './http-errors.js';
 import { imageRouteDefinitions } from './image-routes.js';
+import { nodeRouteDefinitions } from './node-routes.js';
 import { builtinRoutes, type ApiRouteDefinition } from './server-routes.js';
+import { taskLogRouteDefinitions } from './task-log-routes.js';
 import { taskRouteDefinitions } from './task-routes.js';
 
 type Json = Record<string, unknown>;
 
-/** The routes the agent serves: the built-in ones, the task routes and the image routes. */
+/** The routes the agent serves: the built-in ones, then those of tasks, logs, events, images and the node. */
 export function agentRouteDefinitions(): ApiRouteDefinition[] {
-  return [...builtinRoutes, ...taskRouteDefinitions(), ...imageRouteDefinitions()];
+  return [
+    ...builtinRoutes,
+    ...taskRouteDefinitions(),
+    ...taskLogRouteDefinitions(),
+    ...eventRouteDefinitions(),
+    ...imageRouteDefinitions(),
+    ...nodeRouteDefinitions(),
+  ];
 }
 
 /** The OpenAPI document for a set of routes (the agent's by default). */
@@ -61,6 +71,13 @@ function operation(route: ApiRouteDefinition): Json {
     responses[status] = {
       description: (schema as { description?: string }).description ?? `status ${status}`,
       content: json(plain(schema)),
+    };
+  }
+  if (route.stream) {
+    const { contentType, description, item } = route.stream;
+    responses['200'] = {
+      description: description ?? (item ? 'A stream: one JSON document a line.' : 'A stream of bytes.'),
+      content: { [contentType]: { schema: item ? plain(item) : { type: 'string', format: 'binary' } } },
     };
   }
   responses.default = { $ref: '#/components/responses/Error' };

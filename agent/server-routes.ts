@@ -23,6 +23,11 @@ export interface ApiRequest<S extends RouteSchema = RouteSchema> {
   body: StaticOf<S['body']>;
   namespace: string;
   raw: FastifyRequest;
+  /**
+   * Aborts when the caller hangs up or the server closes: a handler that waits or streams
+   * (wait, logs, events) stops on it, so closing the agent never waits for a client.
+   */
+  gone: AbortSignal;
 }
 
 /** A route without its handler: what the OpenAPI document is made of. */
@@ -33,6 +38,8 @@ export interface ApiRouteDefinition<S extends RouteSchema = RouteSchema> {
   operationId: string;
   summary: string;
   schema: S;
+  /** A streamed `200` (logs, events): its content type and, for NDJSON, the schema of one line. */
+  stream?: { contentType: string; description?: string; item?: TSchema };
 }
 
 /** A route of the agent's API. The handler's value is the response body (status: reply.code()). */

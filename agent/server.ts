@@ -84,6 +84,7 @@ export function createApiServer(options: ApiServerOptions = {}): ApiServer {
   });
   let tcpServer: http.Server | undefined;
   let socketPath: string | undefined;
+  const closingServer = new AbortController();
 
   app.removeContentTypeParser('text/plain');
   app.setValidatorCompiler(({ schema, httpPart, method, url }) => {
@@ -91,8 +92,9 @@ export function createApiServer(options: ApiServerOptions = {}): ApiServer {
     // Requests carry many headers a route never names: a headers schema is open.
     const open = part === 'headers' ? { additionalProperties: true, ...schema } : schema;
     const validate = compileSchema(open, `the ${part} schema of ${method} ${url}`);
+    const coerce = part === 'query' ? queryCoercion(schema) : (data: unknown) => data;
     return (data: unknown) => {
-      const result = validate.inPlace(data ?? (part === 'body' ? undefined : {}));
+      const result = validate.inPlace(coerce(data ?? (part === 'body' ? undefined : {})));
       if (result.ok) return { value: result.value };
       const prefix = part === 'body' ? '' : `/${part}`;
       const issues = result.issues.map((i) => ({ path: prefix + i.path, message: i.message }));
@@ -130,7 +132,17 @@ export function createApiServer(options: ApiServerOptions = {}): ApiServer {
       schema: route.schema,
       handler: async (request, reply) => {
         const namespace = namespaceFromHeader(request.headers[namespaceHeader]);
-        return route.handler({ params: request.params, query: request.query, body: request.body, namespace, raw: request } as never, reply);
+        const hungUp = new AbortController();
+        const onClose = () => hungUp.abort();
+        // The response's close: the request's own fires once its body was read, long before.
+        reply.raw.once('close', onClose);
+        const gone = AbortSignal.any([hungUp.signal, closingServer.signal]);
+        try {
+          const parts = { params: request.params, query: request.query, body: request.body, namespace, raw: request, gone };
+          return await route.handler(parts as never, reply);
+        } finally {
+          reply.raw.off('close', onClose);
+        }
       },
     });
   }
@@ -159,6 +171,7 @@ export function createApiServer(options: ApiServerOptions = {}): ApiServer {
     },
     close() {
       closing ??= (async () => {
+        closingServer.abort();
         await app.close();
         const listening = [unixServer, tcpServer].filter((s): s is http.Server => s?.listening === true);
         await Promise.all(listening.map(closeServer));
@@ -166,6 +179,27 @@ export function createApiServer(options: ApiServerOptions = {}): ApiServer {
       })();
       return closing;
     },
+  };
+}
+
+/**
+ * A query string is text: `?index=3&follow=true` reads `index` as the integer and `follow` as
+ * the boolean its schema says. A value that is not one (`index=abc`) stays text, so the
+ * validator names it (`/query/index: must be integer`).
+ */
+function queryCoercion(schema: object): (data: unknown) => unknown {
+  const properties = (schema as { properties?: Record<string, { type?: unknown }> }).properties ?? {};
+  const typed = Object.entries(properties).filter(([, s]) => s.type === 'integer' || s.type === 'boolean');
+  return (data) => {
+    if (typeof data !== 'object' || data === null) return data;
+    const query = data as Record<string, unknown>;
+    for (const [name, { type }] of typed) {
+      const value = query[name];
+      if (typeof value !== 'string') continue;
+      if (type === 'integer' && /^-?\d{1,15}$/.test(value)) query[name] = Number(value);
+      else if (type === 'boolean' && (value === 'true' || value === 'false')) query[name] = value === 'true';
+    }
+    return query;
   };
 }
 

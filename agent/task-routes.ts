@@ -113,16 +113,7 @@ export function taskRoutes(supervisor: TaskSupervisor): ApiRoute[] {
     defineRoute({
       ...definitions.wait,
       schema: schemas.wait,
-      handler: async (request, reply) => {
-        const gone = new AbortController();
-        const onClose = () => gone.abort();
-        reply.raw.once('close', onClose);
-        try {
-          return await supervisor.wait(request.namespace, request.params.id, gone.signal);
-        } finally {
-          reply.raw.off('close', onClose);
-        }
-      },
+      handler: async (request) => supervisor.wait(request.namespace, request.params.id, request.gone),
     }),
     defineRoute({
       ...definitions.stop,

@@ -53,6 +53,29 @@ export interface PrepareOptions {
 const validateName = compileSchema<string>(Name());
 
 /**
+ * Where a task's directories and output files are on the host, from its id
+ * (`<allocId>/<name>/<suffix>`, as buildTaskConfig makes it): under `<dataDir>/allocs/<allocId>/`,
+ * the alloc dir its alloc's tasks share (`alloc/`, with `logs/<name>.stdout` and `.stderr`),
+ * and the task's own `<name>/local` and `<name>/secrets`.
+ */
+export function taskHostPaths(
+  dataDir: string,
+  taskId: string,
+): { allocDir: string; taskDir: string; secretsDir: string; stdoutPath: string; stderrPath: string } {
+  const [allocId = '', name = ''] = taskId.split('/');
+  const allocRoot = path.join(dataDir, 'allocs', allocId);
+  const allocDir = path.join(allocRoot, 'alloc');
+  const logs = path.join(allocDir, 'logs');
+  return {
+    allocDir,
+    taskDir: path.join(allocRoot, name, 'local'),
+    secretsDir: path.join(allocRoot, name, 'secrets'),
+    stdoutPath: path.join(logs, `${name}.stdout`),
+    stderrPath: path.join(logs, `${name}.stderr`),
+  };
+}
+
+/**
  * Builds the TaskConfig for a spec: the spec checked again (so a hand-made one cannot name a
  * directory outside the data directory), the driver config validated, the environment built and
  * `${...}` interpolated, the task's paths chosen. Pure: nothing is made on disk, so `validate`
@@ -75,12 +98,7 @@ export function buildTaskConfig(options: PrepareOptions): TaskConfig {
     });
   }
   const id = `${allocId}/${spec.name}/${randomBytes(4).toString('hex')}`;
-  const allocRoot = path.join(options.dataDir, 'allocs', allocId);
-  const host = {
-    allocDir: path.join(allocRoot, 'alloc'),
-    taskDir: path.join(allocRoot, spec.name, 'local'),
-    secretsDir: path.join(allocRoot, spec.name, 'secrets'),
-  };
+  const { stdoutPath, stderrPath, ...host } = taskHostPaths(options.dataDir, id);
   // A task that has its own file system sees its directories where the driver mounts them.
   const seen = capabilities.fsIsolation === 'none' ? host : { allocDir: '/alloc', taskDir: '/local', secretsDir: '/secrets' };
   const config = parseDriverConfig(spec.driver, options.schema, spec.config);
@@ -103,7 +121,6 @@ export function buildTaskConfig(options: PrepareOptions): TaskConfig {
     taskEnv: spec.env,
     deviceEnv: options.reservation?.envs,
   });
-  const logs = path.join(host.allocDir, 'logs');
   const task: TaskConfig = {
     ...identity,
     config: interpolateDeep(config, variables(env, options.node)),
@@ -114,8 +131,8 @@ export function buildTaskConfig(options: PrepareOptions): TaskConfig {
     mounts: (options.reservation?.mounts ?? []).map((m) => ({ ...m })),
     killTimeoutMs: parseDuration(spec.killTimeout),
     ...host,
-    stdoutPath: path.join(logs, `${spec.name}.stdout`),
-    stderrPath: path.join(logs, `${spec.name}.stderr`),
+    stdoutPath,
+    stderrPath,
   };
   if (spec.user) task.user = spec.user;
   if (spec.killSignal) task.killSignal = spec.killSignal;

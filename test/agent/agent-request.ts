@@ -67,3 +67,32 @@ export async function stopAll(agent: Agent): Promise<void> {
     await agent.supervisor.wait(record.namespace, record.id).catch(() => undefined);
   }
 }
+
+/** A GET whose answer is a stream: resolves at the head; `res` yields the body as it comes. */
+export function openStream(
+  socketPath: string,
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; res: http.IncomingMessage }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, method: 'GET', path: url, headers }, (res) =>
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, res }),
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Reads NDJSON lines from a stream until `enough` says so (or the stream ends); the lines, parsed. */
+export async function readLines<T = Record<string, unknown>>(res: http.IncomingMessage, enough: (lines: T[]) => boolean): Promise<T[]> {
+  const lines: T[] = [];
+  let pending = '';
+  for await (const chunk of res) {
+    pending += (chunk as Buffer).toString('utf8');
+    const complete = pending.split('\n');
+    pending = complete.pop()!;
+    for (const line of complete) if (line) lines.push(JSON.parse(line) as T);
+    if (enough(lines)) break;
+  }
+  return lines;
+}

@@ -142,12 +142,16 @@ export function followToEnd(docker: Dockerode, stream: NodeJS.ReadableStream): P
 /**
  * Pushes a fresh single-layer image (not runnable: one data file, no busybox) to the plain
  * registry as `127.0.0.1:5000/taskhost-test/<name>:<tag>`, then drops the local copy, so the
- * next pull downloads its layer. The layer is the same every time (the registry stores it once);
- * the image id differs per call, so removing it can never touch another test's image.
+ * next pull downloads its layer. The layer holds the reference too, so it is this image's alone:
+ * with one layer shared by every throwaway image, a pull that ran while another test held such an
+ * image found the layer "Already exists" and downloaded nothing (no bytes to report progress of).
  */
 export async function pushThrowawayImage(docker: Dockerode, name: string, tag: string): Promise<string> {
   const ref = `${PLAIN_REGISTRY}/taskhost-test/${name}:${tag}`;
-  const layer = tarArchive([{ name: 'payload.bin', content: pseudoRandomBytes(256 * 1024) }]);
+  const layer = tarArchive([
+    { name: 'payload.bin', content: pseudoRandomBytes(256 * 1024) },
+    { name: 'image', content: Buffer.from(ref) },
+  ]);
   await followToEnd(
     docker,
     await docker.importImage(Readable.from([layer]), {
