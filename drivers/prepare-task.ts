@@ -52,6 +52,11 @@ export interface PrepareOptions {
 
 const validateName = compileSchema<string>(Name());
 
+/** The alloc dir on the host of the tasks of `allocId`: `<dataDir>/allocs/<allocId>/alloc` (a container's `/alloc`). */
+export function hostAllocDir(dataDir: string, allocId: string): string {
+  return path.join(dataDir, 'allocs', allocId, 'alloc');
+}
+
 /**
  * Builds the TaskConfig for a spec: the spec checked again (so a hand-made one cannot name a
  * directory outside the data directory), the driver config validated, the environment built and
@@ -77,7 +82,7 @@ export function buildTaskConfig(options: PrepareOptions): TaskConfig {
   const id = `${allocId}/${spec.name}/${randomBytes(4).toString('hex')}`;
   const allocRoot = path.join(options.dataDir, 'allocs', allocId);
   const host = {
-    allocDir: path.join(allocRoot, 'alloc'),
+    allocDir: hostAllocDir(options.dataDir, allocId),
     taskDir: path.join(allocRoot, spec.name, 'local'),
     secretsDir: path.join(allocRoot, spec.name, 'secrets'),
   };
