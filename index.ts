@@ -22,6 +22,7 @@ export { Agent, agentSocket, type AgentOptions } from './agent/agent.js';
 export {
   AgentClient,
   type AgentClientOptions,
+  type DeleteTaskOptions,
   type EventsOptions,
   type ImageListing,
   type LogsOptions,
@@ -30,6 +31,7 @@ export {
 export {
   TaskSupervisor,
   handleDir,
+  type DeleteOptions,
   type StopOptions,
   type TaskSupervisorEvents,
   type TaskSupervisorOptions,

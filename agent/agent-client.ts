@@ -23,7 +23,12 @@ export interface AgentClientOptions {
 export interface StopTaskOptions {
   /** How long the task has after its kill signal before SIGKILL (a duration: `10s`); default its killTimeout. */
   timeout?: string;
-  /** Go ahead while the task holds its update lock. */
+  /** Go ahead while the task holds its update lock (its TASKHOST_LOCK_FILE is removed). */
+  force?: boolean;
+}
+
+export interface DeleteTaskOptions {
+  /** Go ahead while the task's update lock file is still in its alloc dir (it is removed). */
   force?: boolean;
 }
 
@@ -121,9 +126,9 @@ export class AgentClient {
     return this.#json('POST', taskPath(id, '/signal'), { body: { signal: signalName }, signal });
   }
 
-  /** Deletes a completed task's record. */
-  async delete(id: string, signal?: AbortSignal): Promise<void> {
-    await this.#json('DELETE', taskPath(id), { signal });
+  /** Deletes a completed task's record; `force` goes ahead while its update lock file is there (and removes it). */
+  async delete(id: string, options: DeleteTaskOptions = {}, signal?: AbortSignal): Promise<void> {
+    await this.#json('DELETE', taskPath(id, options.force ? '?force=true' : ''), { signal });
   }
 
   /** The images the agent keeps records of. */

@@ -27,7 +27,10 @@ export const StopBody = Type.Object(
       Duration({ description: 'How long the task has after its kill signal before SIGKILL; default its killTimeout.' }),
     ),
     force: Type.Optional(
-      Type.Boolean({ description: 'Go ahead while the task holds its update lock (update locks are not built yet: no effect today).' }),
+      Type.Boolean({
+        description:
+          'Go ahead while the task holds its update lock (its TASKHOST_LOCK_FILE exists): the file is removed, then the task stopped.',
+      }),
     ),
   },
   { additionalProperties: false, description: 'How to stop the task; `{}` for its defaults.' },
@@ -35,6 +38,18 @@ export const StopBody = Type.Object(
 
 export const SignalBody = Type.Object(
   { signal: Type.String({ pattern: '^SIG[A-Z0-9]+$', description: 'A signal name such as SIGHUP.' }) },
+  { additionalProperties: false },
+);
+
+const DeleteQuery = Type.Object(
+  {
+    force: Type.Optional(
+      Type.Boolean({
+        description:
+          'Go ahead while the task’s update lock file (its TASKHOST_LOCK_FILE) is still there: the file is removed, then the record.',
+      }),
+    ),
+  },
   { additionalProperties: false },
 );
 
@@ -57,7 +72,7 @@ const schemas = {
   wait: { params: IdParams, response: { 200: TaskRecordBody } },
   stop: { params: IdParams, body: StopBody, response: { 202: TaskRecordBody } },
   signal: { params: IdParams, body: SignalBody, response: { 202: TaskRecordBody } },
-  delete: { params: IdParams, response: { 204: Type.Null({ description: 'Deleted.' }) } },
+  delete: { params: IdParams, querystring: DeleteQuery, response: { 204: Type.Null({ description: 'Deleted.' }) } },
 } satisfies Record<string, RouteSchema>;
 
 type Name = keyof typeof schemas;
@@ -68,9 +83,19 @@ const definitions: { [N in Name]: Omit<ApiRouteDefinition<(typeof schemas)[N]>, 
   get: { method: 'GET', url: '/v1/tasks/:id', operationId: 'getTask', summary: 'The task record.' },
   patch: { method: 'PATCH', url: '/v1/tasks/:id', operationId: 'updateTask', summary: "Updates the task's labels (field masks)." },
   wait: { method: 'GET', url: '/v1/tasks/:id/wait', operationId: 'waitTask', summary: 'Waits until the task exited, failed or was lost.' },
-  stop: { method: 'POST', url: '/v1/tasks/:id/stop', operationId: 'stopTask', summary: 'Asks the driver to stop the running task.' },
+  stop: {
+    method: 'POST',
+    url: '/v1/tasks/:id/stop',
+    operationId: 'stopTask',
+    summary: 'Asks the driver to stop the running task; 423 while it holds its update lock, unless `force`.',
+  },
   signal: { method: 'POST', url: '/v1/tasks/:id/signal', operationId: 'signalTask', summary: 'Sends a signal to the running task.' },
-  delete: { method: 'DELETE', url: '/v1/tasks/:id', operationId: 'deleteTask', summary: "Deletes a completed task's record." },
+  delete: {
+    method: 'DELETE',
+    url: '/v1/tasks/:id',
+    operationId: 'deleteTask',
+    summary: "Deletes a completed task's record; 423 while its update lock file is there, unless `?force=true`.",
+  },
 };
 
 /** The task routes without handlers, for the OpenAPI document. */
@@ -141,7 +166,7 @@ export function taskRoutes(supervisor: TaskSupervisor): ApiRoute[] {
       ...definitions.delete,
       schema: schemas.delete,
       handler: async (request, reply) => {
-        await supervisor.delete(request.namespace, request.params.id);
+        await supervisor.delete(request.namespace, request.params.id, { force: request.query.force === true });
         reply.code(204);
         return null;
       },

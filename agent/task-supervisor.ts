@@ -13,7 +13,11 @@
  * task), else `failed` with CANCELLED. A record that is `pending` at start is never started
  * again, and a completed one never runs again. docs/agent-store.md, "What survives a crash",
  * walks through each step; shared/crash-points.ts lets tests kill the agent at each.
+ *
+ * Update locks (after balena): while a task's TASKHOST_LOCK_FILE exists in its alloc dir, stop
+ * and delete refuse with TaskLockedError; with `force` the file is removed and they go ahead.
  */
+import { lstat, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { EventEmitter } from 'eventemitter3';
 import { pino, type Logger } from 'pino';
@@ -22,10 +26,12 @@ import {
   CancelledError,
   InvalidConfigError,
   TaskhostError,
+  TaskLockedError,
   TaskNotFoundError,
   TaskNotRunningError,
   TaskRunningError,
 } from '../shared/errors.js';
+import { taskLockFile } from '../shared/env.js';
 import { formatIssues } from '../shared/schema.js';
 import { crashPoint } from '../shared/crash-points.js';
 import type { DriverManager, TaskOptions } from '../drivers/driver-manager.js';
@@ -62,7 +68,12 @@ export interface TaskSupervisorOptions {
 export interface StopOptions {
   /** How long the task has to exit after its kill signal; default its killTimeout. */
   timeoutMs?: number;
-  /** Goes ahead even while the task holds its update lock (update locks are not built yet: no effect today). */
+  /** Goes ahead while the task holds its update lock: the lock file is removed first. */
+  force?: boolean;
+}
+
+export interface DeleteOptions {
+  /** Goes ahead while the task's update lock file is still there: it is removed first. */
   force?: boolean;
 }
 
@@ -278,10 +289,18 @@ export class TaskSupervisor extends EventEmitter<TaskSupervisorEvents> {
   /**
    * Stops a running task (its kill signal, then SIGKILL after the timeout). Resolves once the
    * driver was asked; the exit is recorded as for any other. A task still starting is stopped
-   * once it has started; one that is not running is TaskNotRunningError.
+   * once it has started; one that is not running is TaskNotRunningError. While the task holds
+   * its update lock (its TASKHOST_LOCK_FILE exists) it is TaskLockedError, unless `force`.
    */
   async stop(namespace: string, id: string, options: StopOptions = {}): Promise<void> {
     const record = await this.#runningRecord(namespace, id, 'stopped');
+    await this.#honourLock(
+      record,
+      options.force,
+      (file) =>
+        `task ${id} holds its update lock (${file} exists), so it was not stopped: wait until the task removes that file, ` +
+        'or stop it anyway with --force (`"force": true` in the body of POST /v1/tasks/{id}/stop), which removes the lock',
+    );
     const stopping = this.#manager
       .stopTask(record.id, options.timeoutMs)
       .catch((err: unknown) => this.#log.warn({ namespace, taskId: id, err }, 'stop failed'));
@@ -294,12 +313,23 @@ export class TaskSupervisor extends EventEmitter<TaskSupervisorEvents> {
     await this.#manager.signalTask(id, signal);
   }
 
-  /** Deletes a completed task's record (and any handle left); a pending or running one is TaskRunningError. */
-  async delete(namespace: string, id: string): Promise<void> {
+  /**
+   * Deletes a completed task's record (and any handle left); a pending or running one is
+   * TaskRunningError. While its update lock file is still in the alloc dir it is
+   * TaskLockedError, unless `force`.
+   */
+  async delete(namespace: string, id: string, options: DeleteOptions = {}): Promise<void> {
     const record = this.get(namespace, id);
     if (!isTerminal(record.state)) {
       throw new TaskRunningError(`task ${id} is ${record.state}: stop it first (POST /v1/tasks/{id}/stop), then delete it`);
     }
+    await this.#honourLock(
+      record,
+      options.force,
+      (file) =>
+        `task ${id} holds its update lock (${file} exists), so it was not deleted: remove that file, ` +
+        'or delete it anyway with DELETE /v1/tasks/{id}?force=true, which removes the lock',
+    );
     // The watcher releases the handle after it recorded the exit, maybe at this very moment.
     if (this.#manager.tasks().some((h) => h.config.id === id))
       await this.#manager.destroyTask(id, true).catch((err: unknown) => {
@@ -324,6 +354,21 @@ export class TaskSupervisor extends EventEmitter<TaskSupervisorEvents> {
     }
     if (record.state !== 'running') throw new TaskNotRunningError(`task ${id} is ${record.state} and cannot be ${what}`);
     return record;
+  }
+
+  /**
+   * Balena's update lock: while the task's TASKHOST_LOCK_FILE exists (seen from the host: it is
+   * in the alloc dir) the task refuses to be stopped or deleted, with `refused(file)` as the
+   * message; `force` removes the file, and the caller goes ahead.
+   */
+  async #honourLock(record: TaskRecord, force: boolean | undefined, refused: (file: string) => string): Promise<void> {
+    const file = taskLockFile(this.#manager.allocDir(allocIdOf(record.id)), record.name);
+    if (!(await exists(file))) return;
+    if (!force) throw new TaskLockedError(refused(file), { details: { lockFile: file } });
+    this.#log.info({ namespace: record.namespace, taskId: record.id, lockFile: file }, 'forced: removed the task’s update lock');
+    // Whatever the task made there goes (a directory too); rm follows no symbolic link, so a
+    // lock that is a link is removed, never its target.
+    await rm(file, { force: true, recursive: true });
   }
 
   readonly #onLost = (_driver: string, taskId: string, error: TaskhostError): void => {
@@ -365,6 +410,22 @@ export class TaskSupervisor extends EventEmitter<TaskSupervisorEvents> {
 
   #assertOpen(): void {
     if (this.#closing.signal.aborted) throw new CancelledError('the task supervisor is closed');
+  }
+}
+
+/** A task id is `<allocId>/<name>/<8 hex>` (buildTaskConfig). */
+function allocIdOf(taskId: string): string {
+  return taskId.slice(0, taskId.indexOf('/'));
+}
+
+/** Whether something is at `file`; a dangling symbolic link counts, as the task made it. */
+async function exists(file: string): Promise<boolean> {
+  try {
+    await lstat(file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
   }
 }
 

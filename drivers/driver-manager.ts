@@ -39,7 +39,7 @@ import { closingController } from '../shared/pause.js';
 import { DriverClient } from './driver-client.js';
 import { intentHandle, MemoryHandleStore, type HandleStore } from './handle-store.js';
 import { hostAttributes } from './host-attributes.js';
-import { buildTaskConfig, createTaskDirs, parseTaskSpec, type PrepareOptions } from './prepare-task.js';
+import { buildTaskConfig, createTaskDirs, hostAllocDir, parseTaskSpec, type PrepareOptions } from './prepare-task.js';
 import { unknownDriverIssue } from './unknown-driver-issue.js';
 
 /** What the manager knows of a driver's health. */
@@ -219,6 +219,11 @@ export class DriverManager extends EventEmitter<DriverManagerEvents> {
     const task = buildTaskConfig({ ...options, node, spec: checked, schema, capabilities, dataDir: this.#loader.config.dataDir });
     if (driver.client.instance.implements('validateTask')) await driver.client.validateTask(task);
     return task;
+  }
+
+  /** The host alloc dir buildTask gives the tasks of `allocId` (where their TASKHOST_LOCK_FILE is). */
+  allocDir(allocId: string): string {
+    return hostAllocDir(this.#loader.config.dataDir, allocId);
   }
 
   /** buildTask, then the task's directories and log files (createTaskDirs): ready for startTask. */

@@ -52,6 +52,11 @@ export interface PrepareOptions {
 
 const validateName = compileSchema<string>(Name());
 
+/** The alloc dir on the host of the tasks of `allocId`: `<dataDir>/allocs/<allocId>/alloc` (a container's `/alloc`). */
+export function hostAllocDir(dataDir: string, allocId: string): string {
+  return path.join(dataDir, 'allocs', allocId, 'alloc');
+}
+
 /**
  * Where a task's directories and output files are on the host, from its id
  * (`<allocId>/<name>/<suffix>`, as buildTaskConfig makes it): under `<dataDir>/allocs/<allocId>/`,
@@ -64,7 +69,7 @@ export function taskHostPaths(
 ): { allocDir: string; taskDir: string; secretsDir: string; stdoutPath: string; stderrPath: string } {
   const [allocId = '', name = ''] = taskId.split('/');
   const allocRoot = path.join(dataDir, 'allocs', allocId);
-  const allocDir = path.join(allocRoot, 'alloc');
+  const allocDir = hostAllocDir(dataDir, allocId);
   const logs = path.join(allocDir, 'logs');
   return {
     allocDir,

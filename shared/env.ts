@@ -14,6 +14,7 @@
  * written. Names are sanitised: any character outside [A-Za-z0-9_.] becomes `_`, and a leading
  * digit gets a `_` in front; two names of one layer that sanitise to the same name are an error.
  */
+import path from 'node:path';
 import { InvalidConfigError, type SchemaIssue } from './errors.js';
 
 export type EnvSource = 'host' | 'image' | 'runtime' | 'task' | 'device';
@@ -95,10 +96,20 @@ export function runtimeEnv(input: Pick<TaskEnvInput, 'task' | 'dirs' | 'resource
     TASKHOST_ALLOC_DIR: dirs.allocDir,
     TASKHOST_TASK_DIR: dirs.taskDir,
     TASKHOST_SECRETS_DIR: dirs.secretsDir,
+    TASKHOST_LOCK_FILE: taskLockFile(dirs.allocDir, task.name),
   };
   if (resources?.cpuShares) env.TASKHOST_CPU_LIMIT = String(resources.cpuShares);
   if (resources?.memoryMB) env.TASKHOST_MEMORY_LIMIT = String(resources.memoryMB);
   return env;
+}
+
+/**
+ * A task's update lock file (balena's update lock, design.md section 10): `<allocDir>/<task
+ * name>.lock`. While it exists the agent refuses to stop or delete the task unless forced. The
+ * same rule gives the path as the task sees it (`/alloc/web.lock` in a container) and the host's.
+ */
+export function taskLockFile(allocDir: string, taskName: string): string {
+  return path.posix.join(allocDir, `${taskName}.lock`);
 }
 
 /** A lookup for interpolation: env names, then `node.attr.*`, `node.meta.*` and `meta.*`. */

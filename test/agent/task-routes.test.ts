@@ -1,5 +1,8 @@
 // The task routes through inject() against a real supervisor (store, mock and raw_exec workers):
-// each route's success, bad input as 400 naming its path, unknown ids as 404, conflicts as 409.
+// each route's success, bad input as 400 naming its path, unknown ids as 404, conflicts as 409,
+// a task's update lock as 423.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { createApiServer } from '../../agent/server.js';
 import { taskRoutes } from '../../agent/task-routes.js';
@@ -92,6 +95,30 @@ t.test('stop and signal answer 202; a task that is not running is 409', async (t
   t.match(again.json, { error: { code: 'TASK_NOT_RUNNING' } });
 });
 
+t.test('stop and delete while the lock file exists are 423 TASK_LOCKED; force removes it and goes ahead', async (t) => {
+  const { call, supervisor, dataDir } = await setup(t);
+  const slow = (await call('POST', '/v1/tasks', spec('slow', { runFor: '600s' }))).json as TaskRecord;
+  await until(supervisor, 'default', slow.id, running);
+  const allocDir = join(dataDir, 'allocs', slow.id.split('/')[0]!, 'alloc');
+  const lock = join(allocDir, 'slow.lock');
+  mkdirSync(allocDir, { recursive: true });
+  writeFileSync(lock, '');
+  const locked = await call('POST', path(slow.id, '/stop'), {});
+  t.equal(locked.status, 423);
+  t.match(locked.json, { error: { code: 'TASK_LOCKED', details: { lockFile: lock } } });
+  t.equal(supervisor.get('default', slow.id).state, 'running');
+  t.equal((await call('POST', path(slow.id, '/stop'), { force: true })).status, 202);
+  t.notOk(existsSync(lock), 'force removed it');
+  t.match((await call('GET', path(slow.id, '/wait'))).json, { state: 'exited' });
+
+  writeFileSync(lock, '');
+  t.equal((await call('DELETE', path(slow.id))).status, 423, 'a completed task with its lock file left');
+  t.equal((await call('DELETE', path(slow.id, '?force=false'))).status, 423, 'force=false is no force');
+  t.equal((await call('DELETE', path(slow.id, '?force=true'))).status, 204);
+  t.notOk(existsSync(lock), 'force removed it');
+  t.equal((await call('GET', path(slow.id))).status, 404);
+});
+
 t.test('bad input is 400 naming its path; unknown ids are 404', async (t) => {
   const { call, store } = await setup(t);
   const cases: [string, string, unknown, string[]][] = [
@@ -104,6 +131,8 @@ t.test('bad input is 400 naming its path; unknown ids are 404', async (t) => {
     ['POST', path('a1/x/00000001', '/stop'), { timeout: 'soon' }, ['/timeout']],
     ['POST', path('a1/x/00000001', '/signal'), { signal: 'hup' }, ['/signal']],
     ['PATCH', path('a1/x/00000001'), { labels: { a: 1 } }, ['/labels/a']],
+    ['POST', path('a1/x/00000001', '/stop'), { force: 'yes' }, ['/force']],
+    ['DELETE', path('a1/x/00000001', '?force=yes'), undefined, ['/query/force']],
   ];
   for (const [method, url, body, paths] of cases) {
     const res = await call(method, url, body);
@@ -122,6 +151,7 @@ t.test('bad input is 400 naming its path; unknown ids are 404', async (t) => {
     ['POST', path(unknown, '/stop'), {}],
     ['POST', path(unknown, '/signal'), { signal: 'SIGHUP' }],
     ['DELETE', path(unknown)],
+    ['DELETE', path(unknown, '?force=true')],
   ] as [string, string, unknown][]) {
     const res = await call(method, url, body);
     t.equal(res.status, 404, `${method} ${url}`);

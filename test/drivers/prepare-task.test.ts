@@ -4,7 +4,14 @@ import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { buildTaskConfig, createTaskDirs, parseTaskSpec, prepareTask, type PrepareOptions } from '../../drivers/prepare-task.js';
+import {
+  buildTaskConfig,
+  createTaskDirs,
+  hostAllocDir,
+  parseTaskSpec,
+  prepareTask,
+  type PrepareOptions,
+} from '../../drivers/prepare-task.js';
 import type { DriverCapabilities, TaskSpec } from '../../shared/driver.js';
 import { InvalidConfigError } from '../../shared/errors.js';
 
@@ -61,6 +68,16 @@ t.test('the builder checks a hand-made spec too: it cannot put task directories 
     [`/name: ${namePattern}`],
   );
   t.same(readdirSync(o.dataDir), [], 'nothing made');
+});
+
+t.test('TASKHOST_LOCK_FILE is <alloc dir>/<name>.lock as the task sees it: the host path, or /alloc in a container', async (t) => {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'taskhost-build-'));
+  const host = buildTaskConfig(options({}, { allocId: 'a1', dataDir }));
+  t.equal(host.env.TASKHOST_LOCK_FILE, path.join(dataDir, 'allocs', 'a1', 'alloc', 'web.lock'));
+  t.equal(hostAllocDir(dataDir, 'a1'), host.allocDir, 'hostAllocDir is where buildTaskConfig puts the alloc dir');
+  const contained = buildTaskConfig(options({}, { allocId: 'a1', dataDir, capabilities: { ...capabilities, fsIsolation: 'image' } }));
+  t.equal(contained.env.TASKHOST_LOCK_FILE, '/alloc/web.lock');
+  t.equal(contained.allocDir, host.allocDir, 'the host alloc dir, mounted at /alloc');
 });
 
 t.test('allocId is checked like a name: "../../x" is refused at /allocId', async (t) => {

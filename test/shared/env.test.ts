@@ -7,6 +7,7 @@ import {
   interpolateDeep,
   parseEnvList,
   sanitizeEnvName,
+  taskLockFile,
   toEnvList,
   variables,
   type TaskEnvInput,
@@ -29,6 +30,7 @@ t.test('runtime variables describe the task; limits only when set', async (t) =>
     TASKHOST_ALLOC_DIR: '/data/a-1/alloc',
     TASKHOST_TASK_DIR: '/data/a-1/web/local',
     TASKHOST_SECRETS_DIR: '/data/a-1/web/secrets',
+    TASKHOST_LOCK_FILE: '/data/a-1/alloc/web.lock',
     TASKHOST_CPU_LIMIT: '250',
     TASKHOST_MEMORY_LIMIT: '64',
   });
@@ -36,6 +38,13 @@ t.test('runtime variables describe the task; limits only when set', async (t) =>
   const none = buildTaskEnv(base).env;
   t.notOk('TASKHOST_CPU_LIMIT' in none);
   t.notOk('TASKHOST_MEMORY_LIMIT' in none);
+});
+
+t.test('the update lock file is in the alloc dir as the task sees it', async (t) => {
+  const container = buildTaskEnv({ ...base, dirs: { allocDir: '/alloc', taskDir: '/local', secretsDir: '/secrets' } }).env;
+  t.equal(container.TASKHOST_LOCK_FILE, '/alloc/web.lock', 'inside a container');
+  t.equal(buildTaskEnv(base).env.TASKHOST_LOCK_FILE, '/data/a-1/alloc/web.lock', 'on the host');
+  t.equal(taskLockFile('/alloc/', 'db'), '/alloc/db.lock');
 });
 
 t.test('precedence: host < image < runtime < task < device, one value per name', async (t) => {
