@@ -285,6 +285,29 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
         }
       }
     });
+    await check('recoverTask() of a start that never ran is TASK_NOT_FOUND, and starts nothing', async () => {
+      // The intent handle the host stores before startTask (docs/writing-a-driver.md, "A start
+      // that was in flight"): after a crash before the start, recovery must not run the task.
+      const task = await newTask('intent', sc.longRunning);
+      const intent: TaskHandle = { version: 0, config: task, state: 'unknown', driverState: null };
+      const err = await d.recoverTask(intent).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const started = await d.inspectTask(task.id).then(
+        () => true,
+        () => false,
+      );
+      if (started) {
+        await d.destroyTask(task.id, true).catch(() => undefined);
+        throw new Miss('it started the task from an intent handle: recoverTask() must find a task, never start one');
+      }
+      if ((err as TaskhostError | undefined)?.code !== 'TASK_NOT_FOUND') {
+        throw new Miss(
+          `recoverTask() of an intent handle (driverState null) for a task never started ${err ? `failed with ${describe(err)}` : 'succeeded'}; throw TaskNotFoundError`,
+        );
+      }
+    });
     await check('taskStats() streams usage at the interval', async () => {
       if (!longId) throw new Skip('no task was started');
       const stop = new AbortController();

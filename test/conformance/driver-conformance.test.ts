@@ -36,6 +36,7 @@ const checks = [
   'inspectTask() reports a running task',
   'a second startTask() with the same id is refused',
   'unknown task ids are TASK_NOT_FOUND',
+  'recoverTask() of a start that never ran is TASK_NOT_FOUND, and starts nothing',
   'taskStats() streams usage at the interval',
   'signalTask() delivers a signal and refuses an unknown one',
   'execTask() runs a command in the task and returns its output',

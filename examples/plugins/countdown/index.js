@@ -133,6 +133,9 @@ export default function countdownDriver() {
     },
     recoverTask(handle) {
       if (tasks.has(handle.config.id)) return;
+      // An intent handle (the host crashed before startTask returned): a countdown lives in this
+      // process only, so a start that was in flight left nothing to find.
+      if (handle.driverState === null) throw new TaskNotFoundError(`task ${handle.config.id} never started here`);
       if (typeof handle.driverState?.deadline !== 'number') {
         throw new Error(`cannot recover ${handle.config.id}: its handle has no deadline`);
       }
