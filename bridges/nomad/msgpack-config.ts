@@ -101,7 +101,7 @@ export function hclPath(schema: JsonSchema | null, path: string): string {
   const out: string[] = [];
   for (const raw of path.split('/').slice(1)) {
     const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    const props = node ? properties(node) : undefined;
+    const props: Record<string, JsonSchema> | undefined = node ? properties(node) : undefined;
     if (node && props) {
       out.push(pointer(hclNames(node).get(seg) ?? seg));
       node = props[seg];
