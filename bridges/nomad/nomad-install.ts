@@ -25,6 +25,8 @@ export interface NomadInstallOptions {
   /** The node binary and taskhost's CLI script the launchers run; default this node and this taskhost. */
   node?: string;
   cli?: string;
+  /** Options for node before the script (`--max-old-space-size=...`; the tests' `--import tsx`). */
+  nodeArgs?: string[];
 }
 
 export interface InstalledLauncher {
@@ -63,8 +65,11 @@ export async function nomadInstall(options: NomadInstallOptions): Promise<Instal
 }
 
 /** The launcher: a shell script that execs taskhost's CLI by absolute paths, whatever Nomad's PATH and cwd. */
-export function launcherScript(plugin: string, options: Pick<NomadInstallOptions, 'configFile' | 'pluginDir' | 'node' | 'cli'>): string {
-  const args = [options.node ?? process.execPath, options.cli ?? taskhostCli()];
+export function launcherScript(
+  plugin: string,
+  options: Pick<NomadInstallOptions, 'configFile' | 'pluginDir' | 'node' | 'cli' | 'nodeArgs'>,
+): string {
+  const args = [options.node ?? process.execPath, ...(options.nodeArgs ?? []), options.cli ?? taskhostCli()];
   if (options.configFile) args.push('--config', path.resolve(options.configFile));
   if (options.pluginDir) args.push('--plugin-dir', path.resolve(options.pluginDir));
   args.push('nomad', 'serve', plugin);
