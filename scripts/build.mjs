@@ -1,5 +1,5 @@
-// Compiles the TypeScript sources to dist/ and copies what tsc does not: the worker entry file
-// and the package.json manifests of the built-in plugins.
+// Compiles the TypeScript sources to dist/ and copies what tsc does not: the worker entry file,
+// the package.json manifests of the built-in plugins, and the .proto files of the Nomad bridge.
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -19,7 +19,11 @@ const manifests = ['drivers', 'devices'].flatMap((top) =>
     .flatMap((d) => ['package.json', 'conformance.json'].map((f) => `${top}/${d.name}/${f}`))
     .filter((file) => existsSync(path.join(root, file))),
 );
-const assets = ['plugin-loader/worker.mjs', 'plugin-loader/sdk-resolve-hooks.mjs', ...manifests];
+// bridges/nomad/nomad-protos.ts reads them from next to itself, in dist/ as in the sources.
+const protos = readdirSync(path.join(root, 'bridges/nomad/proto'))
+  .filter((f) => f.endsWith('.proto'))
+  .map((f) => `bridges/nomad/proto/${f}`);
+const assets = ['plugin-loader/worker.mjs', 'plugin-loader/sdk-resolve-hooks.mjs', ...manifests, ...protos];
 for (const file of assets) {
   mkdirSync(path.dirname(path.join(dist, file)), { recursive: true });
   cpSync(path.join(root, file), path.join(dist, file));

@@ -19,7 +19,8 @@ import { closingController, pause } from '../../shared/pause.js';
 import { FifoPump } from './fifo-pump.js';
 import { aborted, serverStream, unary } from './grpc-handlers.js';
 import { statusError } from './grpc-status.js';
-import { decodeDriverConfig, hclSpecOf } from './nomad-core-placeholders.js';
+import { hclSpec } from './hclspec.js';
+import { configFromMsgpack } from './msgpack-config.js';
 import { nomadProto } from './nomad-protos.js';
 import {
   durationMs,
@@ -103,7 +104,7 @@ export function driverService(options: DriverServiceOptions): NomadService {
   };
 
   const implementation: grpc.UntypedServiceImplementation = {
-    TaskConfigSchema: unary(closing.signal, async () => ({ spec: hclSpecOf(await manager.taskConfigSchema(driver)) })),
+    TaskConfigSchema: unary(closing.signal, async () => ({ spec: hclSpec(await manager.taskConfigSchema(driver)) })),
 
     Capabilities: unary(closing.signal, async () => {
       const caps = await manager.capabilities(driver);
@@ -143,7 +144,7 @@ export function driverService(options: DriverServiceOptions): NomadService {
         const task = req.task;
         if (!task) throw new InvalidConfigError('StartTask needs a task', { details: { errors: [{ path: '/task', message: 'must be set' }] } });
         const [schema, capabilities] = await Promise.all([manager.taskConfigSchema(driver), manager.capabilities(driver)]);
-        const config = decodeDriverConfig(driver, schema, task.msgpack_driver_config);
+        const config = configFromMsgpack(task.msgpack_driver_config, schema, `task config for driver "${driver}"`) as Record<string, unknown>;
         const cfg = taskConfigFromNomad(task, { driver, config, capabilities });
         await mkdir(path.dirname(cfg.stdoutPath), { recursive: true, mode: 0o750 });
         await Promise.all([writeFile(cfg.stdoutPath, '', { flag: 'a' }), writeFile(cfg.stderrPath, '', { flag: 'a' })]);
