@@ -3,7 +3,8 @@
  * driver, through the DriverManager: the manager keeps the live tasks' handles and recovers
  * them when the driver's worker restarts; Nomad keeps its own copy (the TaskHandle, with the
  * taskhost handle as JSON in driver_state) and gives it back to RecoverTask in a fresh plugin
- * process. Each tracked task's output files are copied into Nomad's FIFOs (FifoPump).
+ * process. Each tracked task's output files are copied into Nomad's FIFOs (FifoPump), by helper
+ * processes that outlive the plugin's, so a plugin restart does not end the task's logs.
  *
  * Not served: ExecTaskStreaming (Unimplemented: the driver contract has no interactive exec),
  * CreateNetwork/DestroyNetwork (not in our proto; no taskhost driver makes network namespaces).
@@ -64,7 +65,9 @@ export function driverService(options: DriverServiceOptions): NomadService {
   const log = options.logger ?? pino({ level: 'warn' }, pino.destination(2));
   const closing = closingController();
   const tracked = new Map<string, Tracked>();
-  const proto = nomadProto() as unknown as { hashicorp: { nomad: { plugins: { drivers: { proto: { Driver: grpc.ServiceClientConstructor } } } } } };
+  const proto = nomadProto() as unknown as {
+    hashicorp: { nomad: { plugins: { drivers: { proto: { Driver: grpc.ServiceClientConstructor } } } } };
+  };
   const service = proto.hashicorp.nomad.plugins.drivers.proto.Driver.service;
 
   /** Starts copying the task's output into Nomad's FIFOs, and finishes the copy when it exits. */
@@ -91,16 +94,17 @@ export function driverService(options: DriverServiceOptions): NomadService {
     if (entry) {
       const grace = AbortSignal.timeout(2 * (options.pump?.settleMs ?? 1_000) + 1_000);
       await Promise.race([Promise.all(entry.pumps.map((p) => p.finish())), aborted(grace)]);
-      await Promise.all(entry.pumps.map((p) => p.close()));
+      for (const pump of entry.pumps) pump.kill();
     }
     if (config) {
-      const files = [config.stdoutPath, config.stderrPath].flatMap((f) => [f, `${f}.offset`]);
+      const files = [config.stdoutPath, config.stderrPath].flatMap((f) => [f, `${f}.pump`]);
       await Promise.all(files.map((f) => rm(f, { force: true })));
     }
   };
 
   const requireTask = (taskId: string) => {
-    if (!manager.has(taskId)) throw new TaskNotFoundError(`no task ${taskId} on driver "${driver}": start it, or recover it from its handle`);
+    if (!manager.has(taskId))
+      throw new TaskNotFoundError(`no task ${taskId} on driver "${driver}": start it, or recover it from its handle`);
   };
 
   const implementation: grpc.UntypedServiceImplementation = {
@@ -142,9 +146,13 @@ export function driverService(options: DriverServiceOptions): NomadService {
       closing.signal,
       async (req: Req<{ task: NomadTaskConfig | null }>, signal) => {
         const task = req.task;
-        if (!task) throw new InvalidConfigError('StartTask needs a task', { details: { errors: [{ path: '/task', message: 'must be set' }] } });
+        if (!task)
+          throw new InvalidConfigError('StartTask needs a task', { details: { errors: [{ path: '/task', message: 'must be set' }] } });
         const [schema, capabilities] = await Promise.all([manager.taskConfigSchema(driver), manager.capabilities(driver)]);
-        const config = configFromMsgpack(task.msgpack_driver_config, schema, `task config for driver "${driver}"`) as Record<string, unknown>;
+        const config = configFromMsgpack(task.msgpack_driver_config, schema, `task config for driver "${driver}"`) as Record<
+          string,
+          unknown
+        >;
         const cfg = taskConfigFromNomad(task, { driver, config, capabilities });
         await mkdir(path.dirname(cfg.stdoutPath), { recursive: true, mode: 0o750 });
         await Promise.all([writeFile(cfg.stdoutPath, '', { flag: 'a' }), writeFile(cfg.stderrPath, '', { flag: 'a' })]);
@@ -244,7 +252,10 @@ export function driverService(options: DriverServiceOptions): NomadService {
     ExecTaskStreaming: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
       call.emit(
         'error',
-        statusError(grpc.status.UNIMPLEMENTED, `exec streaming is not supported by taskhost's Nomad bridge: use ExecTask (driver "${driver}")`),
+        statusError(
+          grpc.status.UNIMPLEMENTED,
+          `exec streaming is not supported by taskhost's Nomad bridge: use ExecTask (driver "${driver}")`,
+        ),
       );
     },
   };
@@ -256,7 +267,7 @@ export function driverService(options: DriverServiceOptions): NomadService {
       closing.abort();
       const entries = [...tracked.values()];
       tracked.clear();
-      await Promise.all(entries.flatMap((e) => e.pumps.map((p) => p.close())));
+      for (const pump of entries.flatMap((e) => e.pumps)) pump.close();
       // Let ended streams flush before the server goes.
       await pause(0, new AbortController().signal);
     },

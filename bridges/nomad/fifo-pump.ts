@@ -4,16 +4,20 @@
  * docker copies the container's logs into it, a plugin may append to it or read its tail for an
  * error message), so the bridge gives the driver a file of its own and follows it.
  *
- * The FIFO is opened with O_NONBLOCK: a plain open for writing blocks (a libuv thread, or a
- * plugin's worker) until a reader exists, and would stall the plugin when logmon is slow or gone.
- * Without a reader the open fails with ENXIO and is tried again later; a reader that goes away
- * (EPIPE) is waited for the same way. The bytes copied so far are counted in `<file>.offset`,
- * so a fresh plugin process after a crash resumes where the old one stopped (at most the last
- * chunk is sent twice), and nothing is lost while nobody reads.
+ * The copy runs in a small process of its own, `tail -c +1 -F <file>` with its stdout on the
+ * FIFO, detached from the plugin (its own session, no stdio of the plugin's), for the reasons
+ * Nomad keeps its executors and docker log copiers out of the driver process:
+ * - logmon reads a FIFO once, to EOF: had the plugin process held the write end, the plugin's
+ *   restart (Nomad's Shutdown at an agent restart, or a crash) would end the task's logs;
+ * - opening a FIFO for writing blocks until a reader comes, which here blocks only the helper's
+ *   shell, never a thread of the plugin;
+ * - a reader that is slow or gone makes the helper wait (the file keeps everything meanwhile).
+ * The helper's pid is kept in `<file>.pump` so a fresh plugin process adopts it (after checking
+ * that the pid is still this helper, never an unrelated process that reused the number), and
+ * ends it once the task has exited and its file has stopped growing: then logmon sees EOF.
  */
-import { constants, closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
-import net from 'node:net';
+import { spawn } from 'node:child_process';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { pause } from '../../shared/pause.js';
 
 export interface FifoPumpOptions {
@@ -21,132 +25,136 @@ export interface FifoPumpOptions {
   file: string;
   /** The FIFO Nomad reads. */
   fifo: string;
-  /** How often the file is checked for new bytes, and a missing reader looked for again. */
+  /** How often the file is checked for growth after the task exited. */
   pollMs?: number;
-  /** After `finish()`: how long the file must stay unchanged before the FIFO is closed. */
+  /** After `finish()`: how long the file must stay unchanged before the copy is ended. */
   settleMs?: number;
 }
 
 export class FifoPump {
   readonly #file: string;
   readonly #fifo: string;
-  readonly #offsetFile: string;
+  readonly #pidFile: string;
   readonly #pollMs: number;
   readonly #settleMs: number;
   readonly #stop = new AbortController();
-  #finishing = false;
-  #done: Promise<void> | undefined;
+  #pid: number | undefined;
+  #finished: Promise<void> | undefined;
 
   constructor(options: FifoPumpOptions) {
     this.#file = options.file;
     this.#fifo = options.fifo;
-    this.#offsetFile = `${options.file}.offset`;
+    this.#pidFile = `${options.file}.pump`;
     this.#pollMs = options.pollMs ?? 100;
     this.#settleMs = options.settleMs ?? 1_000;
   }
 
-  /** Starts copying (from the offset a previous process recorded, if any). Idempotent. */
+  /** Starts the copy, or adopts the one a previous plugin process started. Idempotent. */
   start(): void {
-    this.#done ??= this.#run().catch(() => undefined);
+    if (this.#pid !== undefined) return;
+    const running = this.#recordedPid();
+    if (running !== undefined) {
+      this.#pid = running;
+      return;
+    }
+    // A helper that died while the task ran took its position with it: go on from the file's end
+    // rather than send the whole log again.
+    const from = this.#hasRecord() ? size(this.#file) + 1 : 1;
+    const child = spawn(
+      'sh',
+      ['-c', 'exec tail -c "+$3" -F "$1" 2>/dev/null > "$2"', 'taskhost-fifo-pump', this.#file, this.#fifo, String(from)],
+      {
+        detached: true,
+        stdio: 'ignore',
+      },
+    );
+    child.on('error', () => undefined);
+    child.unref();
+    if (child.pid === undefined) return;
+    this.#pid = child.pid;
+    writeFileSync(this.#pidFile, String(child.pid));
   }
 
-  /** The task has exited: copy what is left, then close the FIFO (its reader sees EOF). */
+  /** The task has exited: once its file has stopped growing, ends the copy (logmon sees EOF). */
   finish(): Promise<void> {
-    this.#finishing = true;
     this.start();
-    return this.#done!;
+    this.#finished ??= this.#finish();
+    return this.#finished;
   }
 
-  /** Stops now (the plugin shuts down, or the task is destroyed); the offset stays recorded. */
-  async close(): Promise<void> {
+  /** Stops watching; the copy itself goes on (a fresh plugin process adopts it). */
+  close(): void {
     this.#stop.abort();
-    await this.#done;
   }
 
-  async #run(): Promise<void> {
+  /** Ends the copy now and forgets it (the task is destroyed). */
+  kill(): void {
+    this.#stop.abort();
+    this.#end();
+    rmSync(this.#pidFile, { force: true });
+  }
+
+  async #finish(): Promise<void> {
     const signal = this.#stop.signal;
-    let offset = this.#recordedOffset();
-    let source: FileHandle | undefined;
-    let sink: net.Socket | undefined;
+    let last = size(this.#file);
     let quietSince = Date.now();
-    const buffer = Buffer.alloc(64 * 1024);
-    try {
-      while (!signal.aborted) {
-        source ??= await open(this.#file, 'r').catch(() => undefined);
-        const { bytesRead } = source ? await source.read(buffer, 0, buffer.length, offset) : { bytesRead: 0 };
-        if (bytesRead === 0) {
-          if (this.#finishing && Date.now() - quietSince >= this.#settleMs) return;
-          await pause(this.#pollMs, signal);
-          continue;
-        }
-        quietSince = Date.now();
-        sink ??= await this.#openFifo(signal);
-        if (!sink) return;
-        try {
-          await write(sink, buffer.subarray(0, bytesRead));
-        } catch {
-          // The reader went away: wait for the next one and send the chunk again.
-          sink.destroy();
-          sink = undefined;
-          continue;
-        }
-        offset += bytesRead;
-        writeFileSync(this.#offsetFile, String(offset));
+    while (!signal.aborted && Date.now() - quietSince < this.#settleMs) {
+      await pause(this.#pollMs, signal);
+      const now = size(this.#file);
+      if (now !== last) quietSince = Date.now();
+      last = now;
+    }
+    // A last poll of tail's own (it checks about once a second without inotify).
+    if (!signal.aborted) await pause(this.#pollMs, signal);
+    if (!signal.aborted) this.#end();
+  }
+
+  #end(): void {
+    const pid = this.#pid ?? this.#recordedPid();
+    if (pid !== undefined && this.#isOurs(pid)) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // already gone
       }
-    } finally {
-      await source?.close().catch(() => undefined);
-      if (sink) await end(sink);
     }
   }
 
-  #recordedOffset(): number {
+  #hasRecord(): boolean {
     try {
-      const offset = Number(readFileSync(this.#offsetFile, 'utf8'));
-      return Number.isSafeInteger(offset) && offset >= 0 ? offset : 0;
+      statSync(this.#pidFile);
+      return true;
     } catch {
-      return 0;
+      return false;
     }
   }
 
-  /** The FIFO open for writing once a reader has it open; undefined when stopped first. */
-  async #openFifo(signal: AbortSignal): Promise<net.Socket | undefined> {
-    while (!signal.aborted) {
-      let fd: number;
-      try {
-        fd = openSync(this.#fifo, constants.O_WRONLY | constants.O_NONBLOCK);
-      } catch (err) {
-        // ENXIO: no reader yet. ENOENT: not made yet. Either may change.
-        if (!['ENXIO', 'ENOENT'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
-        await pause(this.#pollMs, signal);
-        continue;
-      }
-      try {
-        // A pipe handle: libuv waits for room instead of failing with EAGAIN.
-        const socket = new net.Socket({ fd, readable: false, writable: true });
-        socket.on('error', () => undefined);
-        return socket;
-      } catch (err) {
-        closeSync(fd);
-        throw err;
-      }
+  /** The recorded helper's pid, if that process is still this file's helper. */
+  #recordedPid(): number | undefined {
+    let pid: number;
+    try {
+      pid = Number(readFileSync(this.#pidFile, 'utf8'));
+    } catch {
+      return undefined;
     }
-    return undefined;
+    return Number.isSafeInteger(pid) && pid > 0 && this.#isOurs(pid) ? pid : undefined;
+  }
+
+  /** Whether `pid` runs `tail ... <our file>` (a reused pid runs something else). */
+  #isOurs(pid: number): boolean {
+    try {
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      return args.includes(this.#file) && args.some((a) => a === 'tail' || a.endsWith('/tail') || a === 'taskhost-fifo-pump');
+    } catch {
+      return false;
+    }
   }
 }
 
-function write(socket: net.Socket, chunk: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (socket.destroyed) return reject(new Error('FIFO closed'));
-    // A copy: the read buffer is reused for the next chunk while this one may still be queued.
-    socket.write(Buffer.from(chunk), (err) => (err ? reject(err) : resolve()));
-  });
-}
-
-function end(socket: net.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    if (socket.destroyed) return resolve();
-    socket.end(() => resolve());
-    socket.once('close', () => resolve());
-    socket.once('error', () => resolve());
-  });
+function size(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
 }

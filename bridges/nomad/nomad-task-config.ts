@@ -124,7 +124,11 @@ export function taskConfigFromNomad(
     env: { ...identity, ...task.env },
     deviceEnv: { ...task.device_env },
     resources,
-    devices: task.devices.map((d) => ({ hostPath: d.host_path, taskPath: d.task_path || d.host_path, permissions: d.cgroup_permissions || 'rw' })),
+    devices: task.devices.map((d) => ({
+      hostPath: d.host_path,
+      taskPath: d.task_path || d.host_path,
+      permissions: d.cgroup_permissions || 'rw',
+    })),
     mounts: task.mounts.map((m) => ({ hostPath: m.host_path, taskPath: m.task_path, readOnly: m.readonly })),
     // Nomad gives the timeout with each StopTask.
     killTimeoutMs: 5_000,
