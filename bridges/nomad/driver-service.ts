@@ -23,6 +23,7 @@ import { statusError } from './grpc-status.js';
 import { hclSpec } from './hclspec.js';
 import { configFromMsgpack } from './msgpack-config.js';
 import { nomadProto } from './nomad-protos.js';
+import type { NomadService } from './nomad-service.js';
 import {
   durationMs,
   nomadHandle,
@@ -41,14 +42,6 @@ export interface DriverServiceOptions {
   logger?: Logger;
   /** How the output copies poll (see FifoPumpOptions). */
   pump?: { pollMs?: number; settleMs?: number };
-}
-
-/** A gRPC service to add to the plugin's server, and how to stop what it runs. */
-export interface NomadService {
-  service: grpc.ServiceDefinition;
-  implementation: grpc.UntypedServiceImplementation;
-  /** Ends its streams and output copies; tasks keep running (a fresh process recovers them). */
-  close(): Promise<void>;
 }
 
 interface Tracked {
