@@ -67,7 +67,8 @@ Examples:
   taskhost validate --config agent.json  check an agent config and every plugin's config
   taskhost validate --task task.json     check a task spec and its driver config
   taskhost conformance ./plugins/my-drv  check a driver or device plugin against its contract, with what to fix
-  taskhost bench -n 50 -c 4              container lifecycles: docker driver vs Engine API vs CLI`,
+  taskhost bench -n 50 -c 4              container lifecycles: docker driver vs Engine API vs CLI
+  taskhost nomad install /opt/nomad/plugins raw_exec   offer taskhost's raw_exec to Nomad as an external plugin`,
     );
 
   program
@@ -138,6 +139,47 @@ Examples:
       });
       io.stderr.write(`taskhost: ${signal}: stopping the agent (its tasks keep running)\n`);
       await agent.close();
+    });
+
+  // The Nomad bridge is loaded only for its commands: gRPC and protobuf cost the rest nothing.
+  const nomad = program
+    .command('nomad')
+    .description("serve taskhost plugins to Nomad as external plugins, over Nomad's own plugin protocol (docs/nomad.md)");
+  nomad
+    .command('serve')
+    .argument('<plugin>', 'the taskhost plugin to serve (a driver or a device plugin)')
+    .description(
+      'run one plugin as a Nomad external plugin: Nomad starts this (through a launcher from "taskhost nomad install"), not a person',
+    )
+    .action(async (plugin: string) => {
+      const config = await agentConfig(program.opts<GlobalOptions>());
+      const { nomadServeCommand } = await import('../bridges/nomad/nomad-serve.js');
+      exitCode = await nomadServeCommand({ plugin, config, io: { stdout: io.stdout, stderr: io.stderr } });
+    });
+  nomad
+    .command('install')
+    .argument('<nomad-plugin-dir>', "Nomad's plugin_dir")
+    .argument('<plugins...>', 'the taskhost plugins to offer Nomad')
+    .description(
+      'write a launcher per plugin into Nomad\'s plugin_dir, named after the plugin, so plugin "<name>" {} in Nomad\'s agent config finds it',
+    )
+    .action(async (dir: string, plugins: string[]) => {
+      const globals = program.opts<GlobalOptions>();
+      const config = await agentConfig(globals);
+      const { nomadInstall } = await import('../bridges/nomad/nomad-install.js');
+      const written = await nomadInstall({
+        dir,
+        plugins,
+        config,
+        logger: cliLogger(config.logLevel ?? 'silent', io),
+        ...(globals.config ? { configFile: globals.config } : {}),
+        ...(globals.pluginDir ? { pluginDir: globals.pluginDir } : {}),
+      });
+      for (const w of written) io.stdout.write(`${w.path}: launcher for ${w.type} plugin "${w.plugin}"\n`);
+      io.stdout.write(
+        `\nIn Nomad's agent config:\n  plugin_dir = "${path.resolve(dir)}"\n` +
+          written.map((w) => `  plugin "${w.plugin}" {\n    config {}\n  }\n`).join(''),
+      );
     });
 
   // submit, tasks, status, logs, stop, images, events: clients of a running agent.

@@ -108,7 +108,7 @@ export function hclType(schema: JsonSchema): string {
  */
 export function hclLiteral(value: unknown): string {
   if (value === null || value === undefined) return 'null';
-  if (typeof value === 'string') return JSON.stringify(value).replace(/\$\{/g, '$${').replace(/%\{/g, '%%{');
+  if (typeof value === 'string') return JSON.stringify(value).replace(/([$%])\{/g, (_, opener: string) => `${opener}${opener}{`);
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   if (Array.isArray(value)) return `[${value.map(hclLiteral).join(', ')}]`;
   if (typeof value === 'object') {
