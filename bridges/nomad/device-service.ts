@@ -15,7 +15,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import { DeviceClient } from '../../devices/device-client.js';
-import type { DeviceManager, NodeDeviceGroup } from '../../devices/device-manager.js';
+import { DeviceManager, type NodeDeviceGroup } from '../../devices/device-manager.js';
 import { validateReservation, validateStats } from '../../devices/validate-device-messages.js';
 import { deviceMethods, groupId, type Attribute, type StatValue } from '../../shared/device.js';
 import { InvalidConfigError, UnknownDeviceError } from '../../shared/errors.js';
@@ -26,6 +26,8 @@ import { closingController } from '../../shared/pause.js';
 import { aborted, serverStream, unary } from './grpc-handlers.js';
 import { nomadProto } from './nomad-protos.js';
 import type { NomadService } from './nomad-service.js';
+import { hostedService } from './hosted-service.js';
+import type { NomadPluginHost } from './nomad-plugin-host.js';
 import { durationMs, timestamp, type ProtoTime } from './nomad-task-config.js';
 
 export interface DeviceServiceOptions {
@@ -38,14 +40,12 @@ export interface DeviceServiceOptions {
   statsBackoffMs?: [number, number];
 }
 
-export function deviceService(options: DeviceServiceOptions): NomadService {
+/** The DevicePlugin service over a DeviceManager (tests, and the hosted form below). */
+export function createDeviceService(options: DeviceServiceOptions): NomadService {
   const { manager, plugin } = options;
   const log = options.logger ?? pino({ level: 'warn' }, pino.destination(2));
   const closing = closingController();
   const client = new DeviceClient(options.loader.get(plugin));
-  const proto = nomadProto() as unknown as {
-    hashicorp: { nomad: { plugins: { device: { DevicePlugin: grpc.ServiceClientConstructor } } } };
-  };
   const mine = () => manager.devices().filter((g) => g.plugin === plugin);
 
   const implementation: grpc.UntypedServiceImplementation = {
@@ -138,13 +138,26 @@ export function deviceService(options: DeviceServiceOptions): NomadService {
   };
 
   return {
-    service: proto.hashicorp.nomad.plugins.device.DevicePlugin.service,
+    service: (nomadProto() as unknown as DeviceProto).hashicorp.nomad.plugins.device.DevicePlugin.service,
     implementation,
     async close() {
       closing.abort();
     },
   };
 }
+
+/** The DevicePlugin service of the device plugin a `taskhost nomad serve` process hosts (nomad-serve.ts loads it). */
+export function deviceService(host: NomadPluginHost, logger: Logger): NomadService {
+  const service = (nomadProto() as unknown as DeviceProto).hashicorp.nomad.plugins.device.DevicePlugin.service;
+  return hostedService(host, service, async (loader) => {
+    const manager = new DeviceManager({ loader, logger });
+    await manager.start();
+    const served = createDeviceService({ manager, loader, plugin: host.name, logger });
+    return { served, close: async () => (await served.close(), await manager.close()) };
+  });
+}
+
+type DeviceProto = { hashicorp: { nomad: { plugins: { device: { DevicePlugin: grpc.ServiceClientConstructor } } } } };
 
 /** Units Nomad has no name for, and what the value is sent in instead. */
 const converted: Record<string, { unit: string; divide: number }> = {

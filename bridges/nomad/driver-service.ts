@@ -13,7 +13,8 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
-import type { DriverManager, DriverHealthInfo } from '../../drivers/driver-manager.js';
+import { DriverManager } from '../../drivers/driver-manager.js';
+import type { DriverHealthInfo } from '../../drivers/driver-manager.js';
 import { signalNumber, type ExitResult, type TaskConfig, type TaskEvent, type TaskResourceUsage } from '../../shared/driver.js';
 import { InvalidConfigError, NotImplementedError, TaskNotFoundError } from '../../shared/errors.js';
 import { closingController, pause } from '../../shared/pause.js';
@@ -24,6 +25,8 @@ import { hclSpec } from './hclspec.js';
 import { configFromMsgpack } from './msgpack-config.js';
 import { nomadProto } from './nomad-protos.js';
 import type { NomadService } from './nomad-service.js';
+import { hostedService } from './hosted-service.js';
+import type { NomadPluginHost } from './nomad-plugin-host.js';
 import {
   durationMs,
   nomadHandle,
@@ -53,7 +56,8 @@ type Req<T = Record<string, never>> = T;
 /** The longest exec Nomad's "no timeout" gets: a day. */
 const execNoLimitMs = 24 * 60 * 60 * 1000;
 
-export function driverService(options: DriverServiceOptions): NomadService {
+/** The Driver service over a DriverManager (tests, and the hosted form below). */
+export function createDriverService(options: DriverServiceOptions): NomadService {
   const { manager, driver } = options;
   const log = options.logger ?? pino({ level: 'warn' }, pino.destination(2));
   const closing = closingController();
@@ -266,6 +270,19 @@ export function driverService(options: DriverServiceOptions): NomadService {
     },
   };
 }
+
+/** The Driver service of the driver a `taskhost nomad serve` process hosts (nomad-serve.ts loads it). */
+export function driverService(host: NomadPluginHost, logger: Logger): NomadService {
+  const service = (nomadProto() as unknown as DriverProto).hashicorp.nomad.plugins.drivers.proto.Driver.service;
+  return hostedService(host, service, async (loader) => {
+    const manager = new DriverManager({ loader, logger });
+    await manager.start();
+    const served = createDriverService({ manager, driver: host.name, logger });
+    return { served, close: async () => (await served.close(), await manager.close()) };
+  });
+}
+
+type DriverProto = { hashicorp: { nomad: { plugins: { drivers: { proto: { Driver: grpc.ServiceClientConstructor } } } } } };
 
 function attributeMessage(value: string | number | boolean): Record<string, unknown> {
   if (typeof value === 'boolean') return { bool_val: value };

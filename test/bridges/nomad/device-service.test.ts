@@ -7,7 +7,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
-import { deviceService } from '../../../bridges/nomad/device-service.js';
+import { createDeviceService } from '../../../bridges/nomad/device-service.js';
 import { nomadProto } from '../../../bridges/nomad/nomad-protos.js';
 import { DeviceManager } from '../../../devices/device-manager.js';
 import { parseAgentConfig } from '../../../plugin-loader/agent-config.js';
@@ -28,7 +28,7 @@ async function serveExampleFile(t: Test, dir: string) {
   const loader = new PluginLoader({ config, logger: quiet, only: { names: ['example-file'] } });
   const manager = new DeviceManager({ loader, logger: quiet, streamBackoffMs: [20, 200] });
   await manager.start();
-  const served = deviceService({ manager, loader, plugin: 'example-file', logger: quiet, statsBackoffMs: [20, 200] });
+  const served = createDeviceService({ manager, loader, plugin: 'example-file', logger: quiet, statsBackoffMs: [20, 200] });
   const server = new grpc.Server();
   server.addService(served.service, served.implementation);
   const socket = path.join(mkdtempSync(path.join(tmpdir(), 'taskhost-nomad-sock-')), 'plugin.sock');

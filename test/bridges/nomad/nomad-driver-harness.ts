@@ -13,7 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import { encode } from '@msgpack/msgpack';
 import { pino } from 'pino';
 import type { Test } from 'tap';
-import { driverService } from '../../../bridges/nomad/driver-service.js';
+import { createDriverService } from '../../../bridges/nomad/driver-service.js';
 import { nomadProto } from '../../../bridges/nomad/nomad-protos.js';
 import { DriverManager } from '../../../drivers/driver-manager.js';
 import { parseAgentConfig } from '../../../plugin-loader/agent-config.js';
@@ -87,7 +87,7 @@ export async function serveDriver(
   });
   const manager = new DriverManager({ loader, logger: quiet, streamBackoffMs: [20, 200] });
   await manager.start();
-  const served = driverService({ manager, driver, logger: quiet, pump: { pollMs: 20, settleMs: 300 } });
+  const served = createDriverService({ manager, driver, logger: quiet, pump: { pollMs: 20, settleMs: 300 } });
   const server = new grpc.Server();
   server.addService(served.service, served.implementation);
   const socket = path.join(mkdtempSync(path.join(tmpdir(), 'taskhost-nomad-sock-')), 'plugin.sock');
