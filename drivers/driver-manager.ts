@@ -264,6 +264,26 @@ export class DriverManager extends EventEmitter<DriverManagerEvents> {
     return [...this.#handles.values()];
   }
 
+  /** Whether the manager tracks a live task with this id. */
+  has(taskId: string): boolean {
+    return this.#handles.has(taskId);
+  }
+
+  /**
+   * Re-attaches a task from a handle the caller kept in its own store (a scheduler's: Nomad
+   * hands a fresh plugin process its tasks' handles), and tracks it from then on; a no-op for a
+   * task the manager already tracks.
+   */
+  async recoverTask(handle: TaskHandle, signal?: AbortSignal): Promise<void> {
+    await this.start();
+    const id = handle.config.id;
+    if (this.#handles.has(id)) return;
+    const { client } = this.#entry(handle.config.driver);
+    await client.recoverTask(handle, { signal });
+    this.#handles.set(id, handle);
+    await this.#store.put(handle);
+  }
+
   /** Waits for the task to exit; a crash of its driver meanwhile is waited out, not reported. */
   async waitTask(taskId: string, signal?: AbortSignal): Promise<ExitResult> {
     for (;;) {
