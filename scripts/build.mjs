@@ -1,5 +1,5 @@
 // Compiles the TypeScript sources to dist/ and copies what tsc does not: the worker entry file
-// and the package.json manifests of the built-in plugins.
+// the package.json manifests of the built-in plugins, and the bridges' .proto files.
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -19,7 +19,13 @@ const manifests = ['drivers', 'devices'].flatMap((top) =>
     .flatMap((d) => ['package.json', 'conformance.json'].map((f) => `${top}/${d.name}/${f}`))
     .filter((file) => existsSync(path.join(root, file))),
 );
-const assets = ['plugin-loader/worker.mjs', 'plugin-loader/sdk-resolve-hooks.mjs', ...manifests];
+// The scheduler bridges' .proto files, which grpc-js loads at run time.
+const protos = existsSync(path.join(root, 'bridges'))
+  ? readdirSync(path.join(root, 'bridges'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.proto'))
+      .map((f) => `bridges/${f.split(path.sep).join('/')}`)
+  : [];
+const assets = ['plugin-loader/worker.mjs', 'plugin-loader/sdk-resolve-hooks.mjs', ...manifests, ...protos];
 for (const file of assets) {
   mkdirSync(path.dirname(path.join(dist, file)), { recursive: true });
   cpSync(path.join(root, file), path.join(dist, file));
