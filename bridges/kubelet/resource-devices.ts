@@ -6,7 +6,7 @@
  */
 import type { DeviceManager, NodeDeviceGroup } from '../../devices/device-manager.js';
 import { pickDevices } from '../../devices/pick-devices.js';
-import { UnknownDeviceError } from '../../shared/errors.js';
+import { DeviceUnhealthyError, UnknownDeviceError } from '../../shared/errors.js';
 import type { ContainerAllocateResponse, ContainerPreferredAllocationRequest, Device } from './device-plugin-messages.js';
 import { healthy, unhealthy } from './device-plugin-messages.js';
 import { numaNode } from './numa-node.js';
@@ -66,12 +66,20 @@ export class ResourceDevices {
    */
   async allocate(ids: readonly string[], signal?: AbortSignal): Promise<ContainerAllocateResponse> {
     const wanted = [...new Set(ids)];
-    const known = new Set(this.#group()?.devices.map((d) => d.id) ?? []);
+    const known = new Map((this.#group()?.devices ?? []).map((d) => [d.id, d]));
     const unknown = wanted.filter((id) => !known.has(id));
     if (wanted.length === 0 || unknown.length > 0) {
       const what = wanted.length === 0 ? 'no device ids' : `no device ${unknown.map((id) => JSON.stringify(id)).join(', ')}`;
-      throw new UnknownDeviceError(`${this.resource} (${this.group}) has ${what}; its devices: ${[...known].join(', ') || 'none'}`, {
+      throw new UnknownDeviceError(`${this.resource} (${this.group}) has ${what}; its devices: ${[...known.keys()].join(', ') || 'none'}`, {
         details: { resource: this.resource, group: this.group, unknown },
+      });
+    }
+    // The kubelet offers only devices it saw Healthy; one may have turned since.
+    const sick = wanted.map((id) => known.get(id)!).filter((d) => d.health !== 'healthy');
+    if (sick.length > 0) {
+      const why = sick.map((d) => `"${d.id}" is ${d.health}${d.healthDescription ? ` (${d.healthDescription})` : ''}`).join('; ');
+      throw new DeviceUnhealthyError(`${this.resource}: ${why}`, {
+        details: { resource: this.resource, group: this.group, unhealthy: sick.map((d) => d.id) },
       });
     }
     const held = await this.#devices.reserve([{ name: this.group, count: wanted.length }], {
