@@ -179,7 +179,7 @@ function unary<Req, Res>(client: Client, method: string, request: Req): Promise<
  * so a bridge that checks wrongly is caught: a `/`, nothing containing kubernetes.io/, and
  * "requests." + name a qualified name (DNS subdomain prefix, 63-character name part).
  */
-function isExtendedResourceName(name: string): boolean {
+export function isExtendedResourceName(name: string): boolean {
   if (!name.includes('/') || name.includes('kubernetes.io/') || name.startsWith('requests.')) return false;
   const parts = `requests.${name}`.split('/');
   if (parts.length !== 2) return false;
