@@ -58,7 +58,9 @@ export async function serveKubelet(options: ServeKubeletOptions): Promise<number
     );
     bridge.start();
     const signal = await stopSignal(options.interrupts);
-    options.stderr.write(`taskhost: ${signal}: unregistering (removing ${bridge.socketPath}) and stopping ${plugin}\n`);
+    options.stderr.write(
+      `taskhost: ${signal}: stopping: closing ${bridge.socketPath} (the kubelet then marks the devices of ${options.resource} unhealthy) and stopping ${plugin}\n`,
+    );
     return 0;
   } finally {
     await bridge?.close();

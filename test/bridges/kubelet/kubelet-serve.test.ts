@@ -187,7 +187,7 @@ t.test('serves example-file to the kubelet, follows its restarts, and exits clea
   t.notOk(existsSync(socket), 'its socket removed');
   t.ok(again.plugin(resource).ended, 'its stream ended');
   t.equal(bridge.stdout(), '', 'nothing on stdout');
-  t.match(bridge.stderr(), /SIGTERM: unregistering/);
+  t.match(bridge.stderr(), /SIGTERM: stopping/);
 });
 
 t.test('a resource name the kubelet would refuse is a usage error naming it', async (t) => {
