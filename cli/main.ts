@@ -21,6 +21,7 @@ import { benchCommand } from './bench/bench-command.js';
 import { runTask, stopSignals, type Interrupts, type StopSignal } from './run-task.js';
 import { Agent } from '../agent/agent.js';
 import { addAgentCommands } from './agent-commands.js';
+import { defaultKubeletDir } from '../bridges/kubelet/device-plugin-messages.js';
 import { cliLogger } from './log.js';
 import { table } from './table.js';
 
@@ -295,7 +296,7 @@ Examples:
     .command('serve')
     .argument('<device-plugin>', 'the taskhost device plugin to serve (configured in --config, as for taskhost devices)')
     .requiredOption('--resource <domain/name>', 'the extended resource name pods ask for, e.g. example.com/file (not under kubernetes.io)')
-    .option('--kubelet-dir <dir>', "the kubelet's device plugin directory, where kubelet.sock is", '/var/lib/kubelet/device-plugins')
+    .option('--kubelet-dir <dir>', "the kubelet's device plugin directory, where kubelet.sock is", defaultKubeletDir)
     .option('--group <vendor/type/name>', "which of the plugin's device groups the resource is (default: its only one)")
     .description(
       'serve one device group of a taskhost device plugin as a Kubernetes extended resource: listens on <kubelet-dir>/taskhost-<resource>.sock, registers with kubelet.sock, and registers again whenever the kubelet restarts; SIGTERM or SIGINT removes the socket and exits',

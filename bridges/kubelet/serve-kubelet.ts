@@ -40,29 +40,36 @@ export async function serveKubelet(options: ServeKubeletOptions): Promise<number
   const problem = resourceNameProblem(options.resource);
   if (problem) throw usage(`--resource ${problem}`);
   const { logger: log, plugin } = options;
+  const kubeletDir = path.resolve(options.kubeletDir);
+  // Listening from the start: a pod stopped while its plugin still loads exits clean too.
+  const stop = stopSignal(options.interrupts);
   const loader = new PluginLoader({ config: options.config, logger: log, only: { names: [plugin] } });
   const devices = new DeviceManager({ loader, logger: log });
   let bridge: KubeletBridge | undefined;
   try {
-    await loader.start();
-    checkHosted(plugin, loader.list());
-    await devices.waitForFirstFingerprint(options.fingerprintTimeoutMs ?? 60_000);
-    const group = pickGroup(plugin, devices, options.group, log);
-    bridge = new KubeletBridge({
-      devices: new ResourceDevices({ devices, group, resource: options.resource }),
-      kubeletDir: path.resolve(options.kubeletDir),
-      logger: log,
-    });
-    options.stderr.write(
-      `taskhost: serving ${plugin}'s ${group} as ${options.resource} to the kubelet in ${path.resolve(options.kubeletDir)}\n`,
-    );
+    const startup = (async () => {
+      await loader.start();
+      checkHosted(plugin, loader.list());
+      await devices.waitForFirstFingerprint(options.fingerprintTimeoutMs ?? 60_000);
+      return pickGroup(plugin, devices, options.group, log);
+    })();
+    startup.catch(() => undefined); // awaited below unless a signal came first
+    const first = await Promise.race([startup.then((group) => ({ group })), stop.signal.then((signal) => ({ signal }))]);
+    if ('signal' in first) {
+      options.stderr.write(`taskhost: ${first.signal} while starting: stopping ${plugin}\n`);
+      return 0;
+    }
+    const { group } = first;
+    bridge = new KubeletBridge({ devices: new ResourceDevices({ devices, group, resource: options.resource }), kubeletDir, logger: log });
+    options.stderr.write(`taskhost: serving ${plugin}'s ${group} as ${options.resource} to the kubelet in ${kubeletDir}\n`);
     bridge.start();
-    const signal = await stopSignal(options.interrupts);
+    const signal = await stop.signal;
     options.stderr.write(
       `taskhost: ${signal}: stopping: closing ${bridge.socketPath} (the kubelet then marks the devices of ${options.resource} unhealthy) and stopping ${plugin}\n`,
     );
     return 0;
   } finally {
+    stop.dispose();
     await bridge?.close();
     await devices.close();
     await loader.close();
@@ -122,17 +129,24 @@ function pickGroup(plugin: string, devices: DeviceManager, wanted: string | unde
   );
 }
 
-function stopSignal(interrupts: ServeKubeletOptions['interrupts']): Promise<ServeStopSignal> {
-  return new Promise((resolve) => {
-    const handlers = serveStopSignals.map((s) => {
+/** The first stop signal; dispose() stops listening (a command run in-process must leave no listener on `process`). */
+function stopSignal(interrupts: ServeKubeletOptions['interrupts']): { signal: Promise<ServeStopSignal>; dispose: () => void } {
+  let handlers: (readonly [ServeStopSignal, () => void])[] = [];
+  const dispose = () => {
+    for (const [name, fn] of handlers) interrupts.off(name, fn);
+    handlers = [];
+  };
+  const signal = new Promise<ServeStopSignal>((resolve) => {
+    handlers = serveStopSignals.map((s) => {
       const handler = () => {
-        for (const [name, fn] of handlers) interrupts.off(name, fn);
+        dispose();
         resolve(s);
       };
       interrupts.on(s, handler);
       return [s, handler] as const;
     });
   });
+  return { signal, dispose };
 }
 
 function usage(message: string): CommanderError {

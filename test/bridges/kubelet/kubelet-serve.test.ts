@@ -4,10 +4,12 @@
 // go and turn world-writable; Allocate gives example-file's reservation; a kubelet restart that
 // wipes the directory gets a fresh socket and a new registration; SIGTERM leaves nothing behind.
 import { spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import t from 'tap';
 import { eventually } from '../../agent/agent-request.js';
@@ -76,8 +78,8 @@ t.test('serves example-file to the kubelet, follows its restarts, and exits clea
 
   // No kubelet yet: the bridge serves its socket and keeps trying to register.
   const socket = path.join(kubeletDir, endpoint);
-  await eventually(() => existsSync(socket), `the bridge's socket ${socket}`);
-  t.match(bridge.stderr(), /waiting for the kubelet/, 'says what it waits for');
+  await eventually(() => /waiting for the kubelet/.test(bridge.stderr()), 'the bridge waiting for kubelet.sock');
+  t.ok(existsSync(socket), 'serving on its socket meanwhile');
 
   const kubelet = await FakeKubelet.start(kubeletDir);
   kubelets.push(kubelet);
@@ -228,4 +230,91 @@ t.test('a plugin that is not a configured device plugin says what to do', async 
   const typo = await run('example-fil');
   t.equal(typo.code, 1);
   t.match(typo.stderr, /did you mean "example-file"/);
+});
+
+t.test('SIGTERM while the plugin still starts: exit 0, nothing served, no listener left', async (t) => {
+  const { kubeletDir, config } = node(t);
+  const interrupts = new EventEmitter();
+  const before = process.listenerCount('SIGTERM');
+  let done = false;
+  const run = runCli(
+    ['--config', config, 'kubelet', 'serve', 'example-file', '--resource', resource, '--kubelet-dir', kubeletDir],
+    interrupts as never,
+  ).finally(() => (done = true));
+  // The signal comes as soon as someone listens: the plugin's worker takes far longer to start.
+  while (!done && interrupts.listenerCount('SIGTERM') === 0) await new Promise((r) => setTimeout(r, 5));
+  interrupts.emit('SIGTERM');
+  const { code, stderr } = await run;
+  t.equal(code, 0);
+  t.match(stderr, /SIGTERM while starting/);
+  t.notOk(existsSync(path.join(kubeletDir, endpoint)), 'no socket');
+  t.equal(interrupts.listenerCount('SIGTERM') + interrupts.listenerCount('SIGINT'), 0, 'its signal listeners removed');
+  t.equal(process.listenerCount('SIGTERM'), before);
+});
+
+/** An agent config for the scripted fixture device plugin, and its control file. */
+function scriptedNode(t: { teardown(fn: () => unknown): void }, groups: string[]) {
+  const { root, kubeletDir } = node(t);
+  const control = path.join(root, 'control.json');
+  const fingerprint = {
+    groups: groups.map((name) => ({ vendor: 'fixture', type: 'scripted', name, devices: [{ id: `${name}0`, healthy: true }] })),
+  };
+  writeFileSync(control, JSON.stringify({ fingerprint }));
+  const config = path.join(root, 'scripted.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      pluginDir: fileURLToPath(new URL('../../fixtures/device-plugins', import.meta.url)),
+      dataDir: path.join(root, 'data'),
+      supervision: fastSupervision,
+      plugins: { scripted: { config: { file: control } } },
+    }),
+  );
+  const args = ['--config', config, 'kubelet', 'serve', 'scripted', '--resource', 'example.com/scripted', '--kubelet-dir', kubeletDir];
+  return { kubeletDir, args };
+}
+
+/** Runs the command in-process until `ready` holds, then `meanwhile`, then sends SIGTERM; resolves with what it printed. */
+async function serveUntil(args: string[], ready: () => boolean | Promise<boolean>, meanwhile: () => Promise<void> = async () => undefined) {
+  const interrupts = new EventEmitter();
+  const live = { stdout: '', stderr: '' };
+  let done = false;
+  const run = runCli(args, interrupts as never, live).finally(() => (done = true));
+  await eventually(async () => done || (await ready()), 'the bridge serving');
+  await meanwhile();
+  interrupts.emit('SIGTERM');
+  return run;
+}
+
+t.test('several groups: --group says which, and without it the error lists them', async (t) => {
+  const { kubeletDir, args } = scriptedNode(t, ['x', 'y']);
+  const ambiguous = await runCli(args);
+  t.equal(ambiguous.code, 2);
+  t.match(ambiguous.stderr, /reports 2 device groups \(fixture\/scripted\/x, fixture\/scripted\/y\).*--group/);
+
+  const kubelet = await FakeKubelet.start(kubeletDir);
+  t.teardown(() => kubelet.stop());
+  const { code } = await serveUntil(
+    [...args, '--group', 'fixture/scripted/y'],
+    () => kubelet.devices('example.com/scripted')?.length === 1,
+    async () => {
+      t.same(kubelet.devices('example.com/scripted'), [['y0', 'Healthy', []]], "only y's devices");
+      t.same(await kubelet.preferred('example.com/scripted', ['y0'], [], 1), ['y0'], 'and its pick');
+    },
+  );
+  t.equal(code, 0);
+});
+
+t.test('no group yet: an error without --group, an empty list with it', async (t) => {
+  const { kubeletDir, args } = scriptedNode(t, []);
+  const none = await runCli(args);
+  t.equal(none.code, 1);
+  t.match(none.stderr, /reports no device groups .*pass --group/);
+
+  const kubelet = await FakeKubelet.start(kubeletDir);
+  t.teardown(() => kubelet.stop());
+  const served = await serveUntil([...args, '--group', 'fixture/scripted/x'], () => kubelet.devices('example.com/scripted') !== undefined);
+  t.equal(served.code, 0);
+  t.match(served.stderr, /serving fixture\/scripted\/x empty until it appears/);
+  t.same(kubelet.devices('example.com/scripted'), [], 'an empty list');
 });
