@@ -21,6 +21,7 @@ import { benchCommand } from './bench/bench-command.js';
 import { runTask, stopSignals, type Interrupts, type StopSignal } from './run-task.js';
 import { Agent } from '../agent/agent.js';
 import { addAgentCommands } from './agent-commands.js';
+import { defaultKubeletDir } from '../bridges/kubelet/device-plugin-messages.js';
 import { cliLogger } from './log.js';
 import { table } from './table.js';
 
@@ -66,6 +67,8 @@ Examples:
   taskhost devices stats --json          the latest device stats, and how old each sample is
   taskhost validate --config agent.json  check an agent config and every plugin's config
   taskhost validate --task task.json     check a task spec and its driver config
+  taskhost kubelet serve example-file --resource example.com/file
+                                         serve a device plugin to the kubelet of this node
   taskhost conformance ./plugins/my-drv  check a driver or device plugin against its contract, with what to fix
   taskhost bench -n 50 -c 4              container lifecycles: docker driver vs Engine API vs CLI
   taskhost nomad install /opt/nomad/plugins raw_exec   offer taskhost's raw_exec to Nomad as an external plugin`,
@@ -328,6 +331,42 @@ Examples:
         io.stdout.write((json ? JSON.stringify(snapshot, null, 2) : deviceStatsTable(snapshot)) + '\n');
       }),
     );
+
+  program
+    .command('kubelet')
+    .description('serve a device plugin to a Kubernetes kubelet (the device plugin API v1beta1)')
+    .command('serve')
+    .argument('<device-plugin>', 'the taskhost device plugin to serve (configured in --config, as for taskhost devices)')
+    .requiredOption('--resource <domain/name>', 'the extended resource name pods ask for, e.g. example.com/file (not under kubernetes.io)')
+    .option('--kubelet-dir <dir>', "the kubelet's device plugin directory, where kubelet.sock is", defaultKubeletDir)
+    .option('--group <vendor/type/name>', "which of the plugin's device groups the resource is (default: its only one)")
+    .description(
+      'serve one device group of a taskhost device plugin as a Kubernetes extended resource: listens on <kubelet-dir>/taskhost-<resource>.sock, registers with kubelet.sock, and registers again whenever the kubelet restarts; SIGTERM or SIGINT removes the socket and exits',
+    )
+    .addHelpText(
+      'after',
+      `
+Progress and errors go to stderr (default log level info); there is no --json: it is a server,
+not a report. See docs/kubelet.md for running it on every node (a DaemonSet).
+
+Example:
+  taskhost --config agent.json kubelet serve example-file --resource example.com/file`,
+    )
+    .action(async (plugin: string, opts: { resource: string; kubeletDir: string; group?: string }) => {
+      // grpc-js and the .proto load only for this command, so the rest of the CLI stays light.
+      const { serveKubelet } = await import('../bridges/kubelet/serve-kubelet.js');
+      const config = await agentConfig(program.opts<GlobalOptions>());
+      exitCode = await serveKubelet({
+        plugin,
+        resource: opts.resource,
+        kubeletDir: opts.kubeletDir,
+        group: opts.group,
+        config,
+        logger: cliLogger(config.logLevel ?? 'info', io),
+        stderr: io.stderr,
+        interrupts: io.interrupts ?? process,
+      });
+    });
 
   program
     .command('validate')

@@ -1,5 +1,5 @@
-// Compiles the TypeScript sources to dist/ and copies what tsc does not: the worker entry file,
-// the package.json manifests of the built-in plugins, and the .proto files of the Nomad bridge.
+// Compiles the TypeScript sources to dist/ and copies what tsc does not: the worker entry file
+// the package.json manifests of the built-in plugins, and the bridges' .proto files.
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -19,10 +19,12 @@ const manifests = ['drivers', 'devices'].flatMap((top) =>
     .flatMap((d) => ['package.json', 'conformance.json'].map((f) => `${top}/${d.name}/${f}`))
     .filter((file) => existsSync(path.join(root, file))),
 );
-// bridges/nomad/nomad-protos.ts reads them from next to itself, in dist/ as in the sources.
-const protos = readdirSync(path.join(root, 'bridges/nomad/proto'))
-  .filter((f) => f.endsWith('.proto'))
-  .map((f) => `bridges/nomad/proto/${f}`);
+// The scheduler bridges' .proto files, which grpc-js loads at run time.
+const protos = existsSync(path.join(root, 'bridges'))
+  ? readdirSync(path.join(root, 'bridges'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.proto'))
+      .map((f) => `bridges/${f.split(path.sep).join('/')}`)
+  : [];
 const assets = ['plugin-loader/worker.mjs', 'plugin-loader/sdk-resolve-hooks.mjs', ...manifests, ...protos];
 for (const file of assets) {
   mkdirSync(path.dirname(path.join(dist, file)), { recursive: true });
