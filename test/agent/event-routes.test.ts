@@ -2,7 +2,6 @@
 // increasing indexes, resumed after a disconnect and after the agent's restart with nothing
 // missed or repeated; namespaces and topics filter; device changes are events too; an index the
 // history cannot serve is a 410 before the stream and an error line during it; heartbeats.
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { Agent } from '../../agent/agent.js';
@@ -16,16 +15,13 @@ import { parseAgentConfig } from '../../plugin-loader/agent-config.js';
 import { builtinPluginDirs } from '../../plugin-loader/discovery.js';
 import { fastSupervision } from '../helpers/fixture-plugins.js';
 import { openStream, readLines, request } from './agent-request.js';
-import { freshDataDir, quiet } from './supervisor-helpers.js';
+import { addDeviceFile, deviceFolder, freshDataDir, quiet } from './supervisor-helpers.js';
 
 const builtinDirs = builtinPluginDirs.filter((d) => /raw_exec|mock|example-file$/.test(d));
 
 function setup(t: Test) {
   const dataDir = freshDataDir(t);
-  const deviceDir = path.join(dataDir, 'devices');
-  mkdirSync(deviceDir);
-  writeFileSync(path.join(deviceDir, 'd0'), 'device 0\n');
-  chmodSync(path.join(deviceDir, 'd0'), 0o644);
+  const deviceDir = deviceFolder(dataDir, ['d0']);
   const config = parseAgentConfig({
     pluginDir: path.join(dataDir, 'no-plugins'),
     dataDir,
@@ -122,8 +118,7 @@ t.test('a namespace sees its own tasks’ events and the node’s device events;
 
   // A new device file: the node's device set changes, and a stream of devices alone says so.
   const devices = await openStream(socket, `/v1/events?index=${agent.store.lastEventIndex}&topic=devices`);
-  writeFileSync(path.join(home.deviceDir, 'd1'), 'device 1\n');
-  chmodSync(path.join(home.deviceDir, 'd1'), 0o644);
+  addDeviceFile(home.deviceDir, 'd1');
   const changed = await readLines<StoreEvent & { payload: { groups: { devices: { id: string }[] }[] } }>(devices.res, (lines) =>
     lines.some((e) => e.type === 'changed' && e.payload.groups.some((g) => g.devices.length === 2)),
   );

@@ -1,7 +1,6 @@
 // GET /v1/node, /v1/devices and /v1/devices/stats on a real agent with the example-file device
 // plugin (files in a folder are devices): the node's attributes, each driver's health, the device
 // groups and plugins as `taskhost devices --json` prints them, and the latest device stats.
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { Agent } from '../../agent/agent.js';
@@ -10,18 +9,13 @@ import { parseAgentConfig } from '../../plugin-loader/agent-config.js';
 import { builtinPluginDirs } from '../../plugin-loader/discovery.js';
 import { fastSupervision } from '../helpers/fixture-plugins.js';
 import { eventually, request } from './agent-request.js';
-import { freshDataDir, quiet } from './supervisor-helpers.js';
+import { deviceFolder, freshDataDir, quiet } from './supervisor-helpers.js';
 
 const builtinDirs = builtinPluginDirs.filter((d) => /raw_exec|mock|example-file$/.test(d));
 
 t.test('the node, its drivers and its devices through the API', async (t) => {
   const dataDir = freshDataDir(t);
-  const deviceDir = path.join(dataDir, 'devices');
-  mkdirSync(deviceDir);
-  for (const name of ['d0', 'd1']) {
-    writeFileSync(path.join(deviceDir, name), `${name}\n`);
-    chmodSync(path.join(deviceDir, name), 0o644);
-  }
+  const deviceDir = deviceFolder(dataDir, ['d0', 'd1']);
   const config = parseAgentConfig({
     pluginDir: path.join(dataDir, 'no-plugins'),
     dataDir,

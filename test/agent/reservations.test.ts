@@ -2,7 +2,7 @@
 // device plugin (files in a folder are devices). Two submits at once for one device: one gets it,
 // the other is told there is no free device; a restart keeps the reservation; the task's end
 // (exited, failed, lost) releases it.
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { Agent } from '../../agent/agent.js';
@@ -15,7 +15,7 @@ import { builtinPluginDirs } from '../../plugin-loader/discovery.js';
 import { PluginLoader } from '../../plugin-loader/loader.js';
 import { fastSupervision } from '../helpers/fixture-plugins.js';
 import { eventually, request, runningRecord, stopAll, taskPath } from './agent-request.js';
-import { freshDataDir, openParts, quiet } from './supervisor-helpers.js';
+import { deviceFolder, freshDataDir, openParts, quiet } from './supervisor-helpers.js';
 
 const builtinDirs = builtinPluginDirs.filter((d) => /raw_exec|mock|example-file$/.test(d));
 const group = 'example/file/mock';
@@ -23,12 +23,10 @@ const group = 'example/file/mock';
 /** A data dir with a folder of `count` device files (d0, d1, ...) for example-file. */
 function setup(t: { teardown(fn: () => unknown): void }, count = 1) {
   const dataDir = freshDataDir(t);
-  const deviceDir = path.join(dataDir, 'devices');
-  mkdirSync(deviceDir);
-  for (let i = 0; i < count; i++) {
-    writeFileSync(path.join(deviceDir, `d${i}`), `device ${i}\n`);
-    chmodSync(path.join(deviceDir, `d${i}`), 0o644);
-  }
+  const deviceDir = deviceFolder(
+    dataDir,
+    Array.from({ length: count }, (_, i) => `d${i}`),
+  );
   const config = parseAgentConfig({
     pluginDir: path.join(dataDir, 'no-plugins'),
     dataDir,
@@ -165,10 +163,7 @@ t.test('at start, reservations of tasks that are gone or ended are released', as
 
 t.test('a device a stored reservation holds is refused at commit, in the task transaction', async (t) => {
   const dataDir = freshDataDir(t);
-  const deviceDir = path.join(dataDir, 'devices');
-  mkdirSync(deviceDir);
-  writeFileSync(path.join(deviceDir, 'd0'), 'device\n');
-  chmodSync(path.join(deviceDir, 'd0'), 0o644);
+  const deviceDir = deviceFolder(dataDir, ['d0']);
   const config = parseAgentConfig({
     pluginDir: path.join(dataDir, 'no-plugins'),
     dataDir,

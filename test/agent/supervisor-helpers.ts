@@ -1,6 +1,6 @@
 // An agent's parts for the supervisor and task route tests: a store, a loader with the built-in
 // mock and raw_exec drivers, a driver manager whose handles live under the data dir, a supervisor.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -25,6 +25,23 @@ export function freshDataDir(t: Teardown): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'taskhost-sup-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/**
+ * `<dataDir>/devices` with one file per name (mode 0644: example-file counts a world-writable
+ * file unhealthy): the devices of the example-file device plugin configured with `dir` there.
+ */
+export function deviceFolder(dataDir: string, names: readonly string[]): string {
+  const dir = path.join(dataDir, 'devices');
+  mkdirSync(dir, { recursive: true });
+  for (const name of names) addDeviceFile(dir, name);
+  return dir;
+}
+
+/** One more device file in a device folder. */
+export function addDeviceFile(dir: string, name: string): void {
+  writeFileSync(path.join(dir, name), `device ${name}\n`);
+  chmodSync(path.join(dir, name), 0o644);
 }
 
 export interface Parts {
