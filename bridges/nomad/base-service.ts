@@ -5,7 +5,7 @@
 import semver from 'semver';
 import type { Logger } from 'pino';
 import type { GoPluginService } from './go-plugin-server.js';
-import { unary } from './grpc-error.js';
+import { unary } from './grpc-handlers.js';
 import { hclSpec } from './hclspec.js';
 import { configFromMsgpack } from './msgpack-config.js';
 import type { NomadConfig, NomadPluginHost } from './nomad-plugin-host.js';
@@ -30,12 +30,14 @@ export function baseService(host: NomadPluginHost, logger: Logger): GoPluginServ
     plugin_version: version,
     name: candidate.name,
   };
+  // The base service is never closed on its own: it goes with the process.
+  const open = new AbortController().signal;
   return {
     service: serviceAt('hashicorp.nomad.plugins.base.proto.BasePlugin'),
     implementation: {
-      PluginInfo: unary(() => info),
-      ConfigSchema: unary(async () => ({ spec: hclSpec(await host.configSchema()) })),
-      SetConfig: unary(async (request: SetConfigRequest) => {
+      PluginInfo: unary(open, async () => info),
+      ConfigSchema: unary(open, async () => ({ spec: hclSpec(await host.configSchema()) })),
+      SetConfig: unary(open, async (request: SetConfigRequest) => {
         const schema = await host.configSchema();
         const config = configFromMsgpack(request.msgpack_config, schema, `config of plugin "${candidate.name}"`);
         logger.debug({ plugin: candidate.name, apiVersion: request.plugin_api_version }, 'config from Nomad');

@@ -20,7 +20,7 @@ import { InvalidConfigError, NotImplementedError, TaskNotFoundError } from '../.
 import { closingController, pause } from '../../shared/pause.js';
 import { FifoPump } from './fifo-pump.js';
 import { aborted, serverStream, unary } from './grpc-handlers.js';
-import { statusError } from './grpc-status.js';
+import { statusError } from './grpc-error.js';
 import { hclSpec } from './hclspec.js';
 import { configFromMsgpack } from './msgpack-config.js';
 import { nomadProto } from './nomad-protos.js';

@@ -5,7 +5,7 @@
  * status error (grpcError).
  */
 import type * as grpc from '@grpc/grpc-js';
-import { grpcError } from './grpc-status.js';
+import { grpcError } from './grpc-error.js';
 
 /** A unary handler. `recoverable`: a recoverable failure carries Nomad's RecoverableError detail. */
 export function unary<Req, Res>(

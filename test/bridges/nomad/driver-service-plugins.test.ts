@@ -2,7 +2,7 @@
 // docker (busybox, network none): what works for raw_exec works for every driver.
 import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
-import { recoverableErrorType } from '../../../bridges/nomad/grpc-status.js';
+import { recoverableErrorType } from '../../../bridges/nomad/grpc-error.js';
 import { requireDocker } from '../../helpers/docker.js';
 import { duration, nomadTask, serveDriver } from './nomad-driver-harness.js';
 
