@@ -160,6 +160,18 @@ Examples:
       exitCode = await nomadServeCommand({ plugin, config, io: { stdout: io.stdout, stderr: io.stderr } });
     });
   nomad
+    .command('scenario')
+    .argument('<driver>', 'a driver the agent config finds, with a conformance.json in its folder')
+    .description(
+      "print the driver's conformance.json as a scenario for the Go client's `driver` subcommand (docs/nomad.md): its tasks in Nomad's HCL names",
+    )
+    .action(async (driver: string) => {
+      const config = await agentConfig(program.opts<GlobalOptions>());
+      const { loadConformanceScenario } = await import('../bridges/nomad/conformance-scenario.js');
+      const scenario = await loadConformanceScenario({ name: driver, config, logger: cliLogger(config.logLevel ?? 'silent', io) });
+      io.stdout.write(JSON.stringify(scenario) + '\n');
+    });
+  nomad
     .command('install')
     .argument('<nomad-plugin-dir>', "Nomad's plugin_dir")
     .argument('<plugins...>', 'the taskhost plugins to offer Nomad')

@@ -55,7 +55,8 @@ import { DriverClient } from '../drivers/driver-client.js';
 import { driverMethods } from '../shared/driver.js';
 import { parseTaskSpec, prepareTask } from '../drivers/prepare-task.js';
 
-const Scenarios = Type.Object({
+/** conformance.json of a driver (also read by bridges/nomad/conformance-scenario.ts). */
+export const DriverScenarios = Type.Object({
   longRunning: Type.Record(Type.String(), Type.Unknown()),
   fastExit: Type.Object({ config: Type.Record(Type.String(), Type.Unknown()), exitCode: Type.Integer() }),
   ignoresStop: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
@@ -63,7 +64,7 @@ const Scenarios = Type.Object({
   exec: Type.Optional(Type.Object({ command: Type.Array(Type.String(), { minItems: 1 }), stdout: Type.String() })),
   badConfig: Type.Object({ config: Type.Record(Type.String(), Type.Unknown()), path: Type.String() }),
 });
-type Scenarios = Static<typeof Scenarios>;
+export type DriverScenarios = Static<typeof DriverScenarios>;
 
 export type { CheckResult, CheckStatus, ConformanceOptions, ConformanceReport } from './check-runner.js';
 
@@ -101,7 +102,7 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
 
   try {
     let instance: PluginInstance | undefined;
-    let scenarios: Scenarios | undefined;
+    let scenarios: DriverScenarios | undefined;
     let schema: JsonSchema | undefined;
     let caps: DriverCapabilities | undefined;
 
@@ -160,7 +161,7 @@ export async function runDriverConformance(options: ConformanceOptions): Promise
           `add ${path.join(dir ?? '.', 'conformance.json')} with task configs for longRunning, fastExit and badConfig (see docs/writing-a-driver.md)`,
         );
       }
-      scenarios = parseWith(compileSchema<Scenarios>(Scenarios), JSON.parse(text), 'conformance.json');
+      scenarios = parseWith(compileSchema<DriverScenarios>(DriverScenarios), JSON.parse(text), 'conformance.json');
     });
     await check('fingerprint() reports a healthy driver at once', async () => {
       const stop = new AbortController();

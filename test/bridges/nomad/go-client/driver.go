@@ -62,6 +62,24 @@ func (e exitExpect) String() string {
 	return string(b)
 }
 
+// exitScenario is a task that ends on its own.
+type exitScenario struct {
+	Config   json.RawMessage `json:"config"`
+	ExitCode int32           `json:"exitCode"`
+	// Everything the FIFOs carry, up to EOF (unset: only EOF is checked).
+	Stdout *string `json:"stdout"`
+	Stderr *string `json:"stderr"`
+}
+
+// stopScenario is how a task is stopped and how it must end.
+type stopScenario struct {
+	// StopTask's signal: a job's kill_signal (empty: Nomad's default, SIGINT).
+	StopSignal string `json:"stopSignal"`
+	// StopTask's timeout, a job's kill_timeout (default 5 s).
+	StopTimeoutMs int64      `json:"stopTimeoutMs"`
+	Stopped       exitExpect `json:"stopped"`
+}
+
 type driverScenario struct {
 	// The plugin's config for SetConfig, in HCL names.
 	Config json.RawMessage `json:"config"`
@@ -71,30 +89,40 @@ type driverScenario struct {
 		Type  string      `json:"type"`
 		Value interface{} `json:"value"`
 	} `json:"attribute"`
-	ExitTask struct {
-		Config   json.RawMessage `json:"config"`
-		ExitCode int32           `json:"exitCode"`
-		// Everything the FIFOs carry, up to EOF.
-		Stdout string `json:"stdout"`
-		Stderr string `json:"stderr"`
-	} `json:"exitTask"`
+	// A task that exits with a code, and one whose output is checked (each left out when unset).
+	ExitTask   *exitScenario `json:"exitTask"`
+	OutputTask *exitScenario `json:"outputTask"`
+	// A task config StartTask must refuse: InvalidArgument whose message names Path (HCL names).
+	BadConfig *struct {
+		Config json.RawMessage `json:"config"`
+		Path   string          `json:"path"`
+	} `json:"badConfig"`
 	LongTask struct {
 		Config json.RawMessage `json:"config"`
-		// Stdout text that shows the task runs (any output when empty).
-		Ready string `json:"ready"`
+		// Stdout text that shows the task runs (any output when empty; unset: InspectTask says
+		// RUNNING, for a task that prints nothing).
+		Ready *string `json:"ready"`
 		// SignalTask's signal (no SignalTask when empty), and what shows it arrived: stdout text,
 		// or a task event's message.
 		Signal       string `json:"signal"`
 		SignalOutput string `json:"signalOutput"`
 		SignalEvent  string `json:"signalEvent"`
-		// StopTask's timeout; the signal is Nomad's default, SIGINT.
-		StopTimeoutMs int64      `json:"stopTimeoutMs"`
-		Stopped       exitExpect `json:"stopped"`
+		// ExecTask's command in the running task and its exact stdout (no ExecTask when unset).
+		Exec *struct {
+			Command []string `json:"command"`
+			Stdout  string   `json:"stdout"`
+		} `json:"exec"`
+		stopScenario
 		// Text stdout holds when it reaches EOF.
 		Output []string `json:"output"`
 		// Whether it keeps writing while it runs (checked across the recovery).
 		KeepsWriting bool `json:"keepsWriting"`
 	} `json:"longTask"`
+	// A task that ignores its stop signal: StopTask must still end it once the timeout is up.
+	StubbornTask *struct {
+		Config json.RawMessage `json:"config"`
+		stopScenario
+	} `json:"stubbornTask"`
 }
 
 type driverRun struct {
@@ -135,8 +163,19 @@ func runDriver(s *Session, scenarioText string) (interface{}, error) {
 	fp := r.fingerprint(drv)
 	r.followEvents(drv)
 
-	r.exitTask(drv, spec)
+	if r.sc.ExitTask != nil {
+		r.exitTask(drv, "exit", "web", spec, *r.sc.ExitTask)
+	}
+	if r.sc.OutputTask != nil {
+		r.exitTask(drv, "output", "output", spec, *r.sc.OutputTask)
+	}
+	if r.sc.BadConfig != nil {
+		r.badConfig(drv, spec)
+	}
 	r.longTask(drv, spec, caps)
+	if r.sc.StubbornTask != nil {
+		r.stubbornTask(drv, spec)
+	}
 	fp.checkOpen(r.steps)
 	return r.steps, r.recovery(p, drv, spec)
 }
@@ -458,24 +497,68 @@ func (r *driverRun) fifoText(name string, fifo *FifoReader, exact *string, conta
 	r.steps.Add(name, pass, text, "EOF: %v, %d bytes %q, missing %q", eof, len(text), clip(text), missing)
 }
 
-func (r *driverRun) exitTask(drv drvpb.DriverClient, spec *hclpb.Spec) {
-	want := r.sc.ExitTask
-	task, _ := r.start(drv, "exit", "web", spec, want.Config)
+func (r *driverRun) exitTask(drv drvpb.DriverClient, prefix, name string, spec *hclpb.Spec, want exitScenario) {
+	task, _ := r.start(drv, prefix, name, spec, want.Config)
 	if task == nil {
 		return
 	}
 	code := want.ExitCode
-	r.wait(drv, "exit.wait", task.cfg.Id, exitExpect{ExitCode: &code})
-	r.fifoText("exit.stdout", task.stdout, &want.Stdout, nil)
-	r.fifoText("exit.stderr", task.stderr, &want.Stderr, nil)
-	if st := r.inspect(drv, "exit.inspect", task.cfg.Id, drvpb.TaskState_EXITED); st != nil && st.GetResult().GetExitCode() != code {
-		r.steps.Add("exit.inspect.result", false, nil, "InspectTask says exit code %d, want %d", st.GetResult().GetExitCode(), code)
+	r.wait(drv, prefix+".wait", task.cfg.Id, exitExpect{ExitCode: &code})
+	r.fifoText(prefix+".stdout", task.stdout, want.Stdout, nil)
+	r.fifoText(prefix+".stderr", task.stderr, want.Stderr, nil)
+	if st := r.inspect(drv, prefix+".inspect", task.cfg.Id, drvpb.TaskState_EXITED); st != nil && st.GetResult().GetExitCode() != code {
+		r.steps.Add(prefix+".inspect.result", false, nil, "InspectTask says exit code %d, want %d", st.GetResult().GetExitCode(), code)
 	}
-	r.destroy(drv, "exit.destroy", task.cfg.Id, false)
+	r.destroy(drv, prefix+".destroy", task.cfg.Id, false)
 	ctx, cancel := rpcContext(60 * time.Second)
 	defer cancel()
 	_, err := drv.WaitTask(ctx, &drvpb.WaitTaskRequest{TaskId: task.cfg.Id})
-	r.steps.Add("exit.gone", status.Code(err) == codes.NotFound, nil, "WaitTask after DestroyTask: %v", err)
+	r.steps.Add(prefix+".gone", status.Code(err) == codes.NotFound, nil, "WaitTask after DestroyTask: %v", err)
+}
+
+// badConfig is a job whose task config the driver refuses: StartTask fails with InvalidArgument
+// naming the HCL path at fault, and leaves no task behind.
+func (r *driverRun) badConfig(drv drvpb.DriverClient, spec *hclpb.Spec) {
+	want := r.sc.BadConfig
+	task, err := r.newTask("bad", spec, want.Config)
+	if err != nil {
+		r.steps.Err("badConfig.start", err, nil, "")
+		return
+	}
+	ctx, cancel := rpcContext(120 * time.Second)
+	defer cancel()
+	res, err := drv.StartTask(ctx, &drvpb.StartTaskRequest{Task: task.cfg})
+	c := errCheck(err)
+	named := strings.Contains(c.Error, want.Path+":")
+	r.steps.Add("badConfig.start", err != nil && c.Code == codes.InvalidArgument.String() && named, c,
+		"StartTask of %s: %s (want InvalidArgument naming %s; handle %v)", want.Config, describeOrNil(err), want.Path, res.GetHandle() != nil)
+	_, err = drv.InspectTask(ctx, &drvpb.InspectTaskRequest{TaskId: task.cfg.Id})
+	r.steps.Add("badConfig.gone", status.Code(err) == codes.NotFound, nil, "InspectTask of the refused task: %v", err)
+}
+
+func describeOrNil(err error) string {
+	if err == nil {
+		return "no error"
+	}
+	return describe(err)
+}
+
+// ready checks that a task started running: its ready text on stdout, or InspectTask RUNNING.
+func (r *driverRun) ready(drv drvpb.DriverClient, name string, task *nomadTask) {
+	if want := r.sc.LongTask.Ready; want != nil {
+		r.steps.Add(name, task.stdout.WaitText(60*time.Second, *want), nil, "stdout so far: %q", clip(text(task.stdout)))
+		return
+	}
+	r.inspect(drv, name, task.cfg.Id, drvpb.TaskState_RUNNING)
+}
+
+// longOutput is the text the long task's stdout holds at EOF.
+func (r *driverRun) longOutput() []string {
+	want := r.sc.LongTask
+	if want.Ready == nil {
+		return want.Output
+	}
+	return append([]string{*want.Ready}, want.Output...)
 }
 
 func (r *driverRun) longTask(drv drvpb.DriverClient, spec *hclpb.Spec, caps *drvpb.DriverCapabilities) {
@@ -485,15 +568,55 @@ func (r *driverRun) longTask(drv drvpb.DriverClient, spec *hclpb.Spec, caps *drv
 		return
 	}
 	id := task.cfg.Id
-	r.steps.Add("long.ready", task.stdout.WaitText(60*time.Second, want.Ready), nil, "stdout so far: %q", clip(text(task.stdout)))
+	r.ready(drv, "long.ready", task)
 	r.inspect(drv, "long.inspect", id, drvpb.TaskState_RUNNING)
 	r.stats(drv, id)
 	if want.Signal != "" {
 		r.signal(drv, task, caps)
 	}
-	r.stop(drv, "long", id)
-	r.fifoText("long.stdout", task.stdout, nil, append([]string{want.Ready}, want.Output...))
+	if want.Exec != nil {
+		r.exec(drv, id, caps)
+	}
+	r.stop(drv, "long", id, want.stopScenario)
+	r.fifoText("long.stdout", task.stdout, nil, r.longOutput())
 	r.destroy(drv, "long.destroy", id, false)
+}
+
+// exec is Nomad's ExecTask (nomad alloc exec without a terminal) in the running task.
+func (r *driverRun) exec(drv drvpb.DriverClient, id string, caps *drvpb.DriverCapabilities) {
+	want := r.sc.LongTask.Exec
+	ctx, cancel := rpcContext(60 * time.Second)
+	defer cancel()
+	res, err := drv.ExecTask(ctx, &drvpb.ExecTaskRequest{TaskId: id, Command: want.Command, Timeout: durationpb.New(30 * time.Second)})
+	if !caps.GetExec() {
+		r.steps.Add("long.exec", status.Code(err) == codes.Unimplemented, nil, "a driver that cannot exec: %v", err)
+		return
+	}
+	out := string(res.GetStdout())
+	if err == nil && (out != want.Stdout || res.GetResult().GetExitCode() != 0) {
+		err = fmt.Errorf("stdout %q, exit code %d; want %q and 0 (stderr %q)", out, res.GetResult().GetExitCode(), want.Stdout, res.GetStderr())
+	}
+	r.steps.Err("long.exec", err, out, fmt.Sprintf("%q: stdout %q, exit code 0", want.Command, out))
+}
+
+// stubbornTask ignores its stop signal: StopTask with a short timeout must kill it, and WaitTask
+// then reports the kill.
+func (r *driverRun) stubbornTask(drv drvpb.DriverClient, spec *hclpb.Spec) {
+	want := r.sc.StubbornTask
+	task, _ := r.start(drv, "stubborn", "stubborn", spec, want.Config)
+	if task == nil {
+		return
+	}
+	id := task.cfg.Id
+	r.inspect(drv, "stubborn.running", id, drvpb.TaskState_RUNNING)
+	started := time.Now()
+	r.stop(drv, "stubborn", id, want.stopScenario)
+	// Not a deadline (the machine may be busy): that the timeout was given before the kill.
+	timeout := time.Duration(want.StopTimeoutMs) * time.Millisecond
+	took := time.Since(started)
+	r.steps.Add("stubborn.timeout", took >= timeout*9/10, took.String(), "ended %s after StopTask, with a %s timeout", took, timeout)
+	r.fifoText("stubborn.stdout", task.stdout, nil, nil)
+	r.destroy(drv, "stubborn.destroy", id, false)
 }
 
 // stats reads two TaskStats messages at a 200 ms interval: each must have a timestamp (Nomad
@@ -555,17 +678,20 @@ func (r *driverRun) signal(drv drvpb.DriverClient, task *nomadTask, caps *drvpb.
 	}
 }
 
-// stop is Nomad's kill: StopTask with the task's kill timeout and SIGINT, then WaitTask.
-func (r *driverRun) stop(drv drvpb.DriverClient, prefix, id string) {
-	want := r.sc.LongTask
+// stop is Nomad's kill: StopTask with the task's kill timeout and signal, then WaitTask.
+func (r *driverRun) stop(drv drvpb.DriverClient, prefix, id string, want stopScenario) {
 	timeout := time.Duration(want.StopTimeoutMs) * time.Millisecond
 	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
 	ctx, cancel := rpcContext(120*time.Second + timeout)
 	defer cancel()
-	_, err := drv.StopTask(ctx, &drvpb.StopTaskRequest{TaskId: id, Timeout: durationpb.New(timeout), Signal: "SIGINT"})
-	r.steps.Err(prefix+".stop", err, nil, fmt.Sprintf("SIGINT, timeout %s", timeout))
+	signal := want.StopSignal
+	if signal == "" {
+		signal = "SIGINT"
+	}
+	_, err := drv.StopTask(ctx, &drvpb.StopTaskRequest{TaskId: id, Timeout: durationpb.New(timeout), Signal: signal})
+	r.steps.Err(prefix+".stop", err, nil, fmt.Sprintf("%s, timeout %s", signal, timeout))
 	r.wait(drv, prefix+".wait", id, want.Stopped)
 }
 
@@ -576,7 +702,7 @@ func (r *driverRun) recovery(p *Plugin, drv drvpb.DriverClient, spec *hclpb.Spec
 		return nil
 	}
 	id := task.cfg.Id
-	r.steps.Add("recover.ready", task.stdout.WaitText(60*time.Second, want.Ready), nil, "stdout so far: %q", clip(text(task.stdout)))
+	r.ready(drv, "recover.ready", task)
 
 	// A crash, not Nomad's Shutdown: SIGKILL of the plugin's process.
 	pid := p.Client.ReattachConfig().Pid
@@ -612,8 +738,8 @@ func (r *driverRun) recovery(p *Plugin, drv drvpb.DriverClient, spec *hclpb.Spec
 	}
 	_, err = drv.RecoverTask(ctx, &drvpb.RecoverTaskRequest{Handle: handle})
 	r.steps.Err("recover.again", err, nil, "a second RecoverTask is a no-op")
-	r.stop(drv, "recover", id)
-	r.fifoText("recover.stdout", task.stdout, nil, append([]string{want.Ready}, want.Output...))
+	r.stop(drv, "recover", id, want.stopScenario)
+	r.fifoText("recover.stdout", task.stdout, nil, r.longOutput())
 	r.destroy(drv, "recover.destroy", id, false)
 
 	started := time.Now()
