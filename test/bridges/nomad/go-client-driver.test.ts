@@ -3,38 +3,21 @@
 // fingerprint kept open, a task that exits with a code and one that is stopped (output read from
 // FIFOs as logmon reads them), stats, a signal, and a fresh plugin process that recovers a task
 // from its handle after the first one was SIGKILLed. Each step's outcome is judged here.
+//
+// Each driver's conformance.json runs the same way in conformance-through-nomad.test.ts; these
+// scenarios are what conformance.json cannot say: a plugin config sent with SetConfig and seen in
+// the fingerprint, Nomad's env in the task, stderr through its FIFO, a signal's effect, Nomad's
+// default stop signal (SIGINT) and the exit code the task chose for it, and output that keeps
+// reaching the FIFO across the plugin's crash.
 import t from 'tap';
+import type { NomadDriverScenario } from '../../../bridges/nomad/conformance-scenario.js';
 import { requireDocker } from '../../helpers/docker.js';
+import { nomadDriverSteps, type DriverStep } from '../../helpers/nomad-driver-steps.js';
 import { bridgeAgentConfig, requireNomadGoClient, runNomadGoClient, taskhostArgv } from '../../helpers/nomad-plugin.js';
-
-interface Step {
-  name: string;
-  pass: boolean;
-  message: string;
-  value?: unknown;
-}
-
-/** The Go client's driverScenario (test/bridges/nomad/go-client/driver.go). */
-interface Scenario {
-  config: Record<string, unknown>;
-  attribute: { name: string; type: 'bool' | 'int' | 'float' | 'string'; value: unknown };
-  exitTask: { config: Record<string, unknown>; exitCode: number; stdout: string; stderr: string };
-  longTask: {
-    config: Record<string, unknown>;
-    ready: string;
-    signal: string;
-    signalOutput?: string;
-    signalEvent?: string;
-    stopTimeoutMs: number;
-    stopped: { exitCode?: number; signal?: number };
-    output?: string[];
-    keepsWriting: boolean;
-  };
-}
 
 /** A shell task that says it is ready, ticks, echoes SIGHUP and exits 7 on SIGINT. */
 const ticker = "trap 'echo stopping; exit 7' INT; trap 'echo got-hup' HUP; echo ready; while :; do echo tick; sleep 0.2; done";
-const shellLongTask = (config: Record<string, unknown>): Scenario['longTask'] => ({
+const shellLongTask = (config: Record<string, unknown>): NomadDriverScenario['longTask'] => ({
   config,
   ready: 'ready\n',
   signal: 'SIGHUP',
@@ -45,7 +28,7 @@ const shellLongTask = (config: Record<string, unknown>): Scenario['longTask'] =>
   keepsWriting: true,
 });
 
-const drivers: { name: string; docker?: boolean; scenario: Scenario }[] = [
+const drivers: { name: string; docker?: boolean; scenario: NomadDriverScenario }[] = [
   {
     name: 'raw_exec',
     scenario: {
@@ -89,7 +72,7 @@ const drivers: { name: string; docker?: boolean; scenario: Scenario }[] = [
       config: { tick_ms: 50 },
       // The plugin's config as Nomad sent it, back in the fingerprint.
       attribute: { name: 'driver.countdown.tickMs', type: 'int', value: 50 },
-      exitTask: { config: { seconds: 0, exit_code: 3, message: 'bye' }, exitCode: 3, stdout: 'bye\n', stderr: '' },
+      // Its exit task would be conformance.json's fastExit and output again.
       longTask: {
         config: { seconds: 600 },
         ready: '',
@@ -118,37 +101,18 @@ const drivers: { name: string; docker?: boolean; scenario: Scenario }[] = [
   },
 ];
 
-/** The steps the client must report, in order, for a scenario. */
-function expectedSteps(s: Scenario): string[] {
-  const configure = ['pluginInfo', 'configSchema', 'setConfig'];
-  return [
-    ...configure,
-    'capabilities',
-    'taskConfigSchema',
-    'fingerprint',
-    'fingerprint.attribute',
-    ...['start', 'wait', 'stdout', 'stderr', 'inspect', 'destroy', 'gone'].map((n) => `exit.${n}`),
-    ...['start', 'ready', 'inspect', 'stats', 'signal', 'signal.seen', 'stop', 'wait', 'stdout', 'destroy'].map((n) => `long.${n}`),
-    'fingerprint.open',
-    ...['start', 'ready', 'kill', 'launch', ...configure, 'recoverTask', 'running'].map((n) => `recover.${n}`),
-    ...(s.longTask.keepsWriting ? ['recover.output'] : []),
-    ...['again', 'stop', 'wait', 'stdout', 'destroy'].map((n) => `recover.${n}`),
-    'kill',
-  ];
-}
-
 for (const d of drivers) {
   t.test(`${d.name}: go-plugin's client drives it as Nomad's client does, through a plugin crash`, async (t) => {
     if (!requireNomadGoClient(t)) return;
     if (d.docker && !(await requireDocker(t))) return;
     const command = taskhostArgv(['--config', bridgeAgentConfig(), 'nomad', 'serve', d.name]);
-    const report = await runNomadGoClient<{ checks: Step[] }>('driver', ['-scenario', JSON.stringify(d.scenario)], command);
+    const report = await runNomadGoClient<{ checks: DriverStep[] }>('driver', ['-scenario', JSON.stringify(d.scenario)], command);
     t.equal(report.exitCode, 0, report.error ?? 'the client ran to the end');
     const steps = report.result?.checks ?? [];
     for (const step of steps) t.ok(step.pass, `${step.name}: ${step.message}`);
     t.same(
       steps.map((s) => s.name),
-      expectedSteps(d.scenario),
+      nomadDriverSteps(d.scenario),
       'every step ran',
     );
     const caps = steps.find((s) => s.name === 'capabilities')?.value as Record<string, unknown> | undefined;
