@@ -135,7 +135,9 @@ export async function loadConformanceScenario(options: {
   try {
     const { type, dir } = host.candidate;
     if (type !== 'driver') {
-      throw new PluginNotFoundError(`plugin "${options.name}" is a ${type} plugin: Nomad conformance scenarios are for drivers`);
+      throw new PluginNotFoundError(
+        `plugin "${options.name}" is a ${type} plugin: scenarios from conformance.json are for drivers (a device plugin's checks are the Go client's device subcommand, docs/nomad.md)`,
+      );
     }
     const file = path.join(dir, 'conformance.json');
     let text: string;

@@ -1,10 +1,14 @@
 // conformance.json in the plugin's names becomes the Go client's scenario in the HCL names the
 // bridge's hclspec gives Nomad, so that Nomad's msgpack for it decodes back to the same config.
+import path from 'node:path';
 import t from 'tap';
 import { conformanceScenario, hclConfig } from '../../../bridges/nomad/conformance-scenario.js';
 import { fromHcl } from '../../../bridges/nomad/msgpack-config.js';
 import { hclSpec } from '../../../bridges/nomad/hclspec.js';
 import { InvalidConfigError } from '../../../shared/errors.js';
+import { fixturePluginDir } from '../../helpers/fixture-plugins.js';
+import { repoRoot } from '../../helpers/nomad-plugin.js';
+import { runCli } from '../../helpers/run-cli.js';
 
 const schema = {
   type: 'object',
@@ -94,4 +98,21 @@ t.test('an invalid conformance.json is refused at its path', async (t) => {
   })();
   t.ok(err instanceof InvalidConfigError);
   t.match((err as InvalidConfigError).message, /conformance\.json.*\/fastExit\/exitCode/);
+});
+
+t.test("taskhost nomad scenario prints a driver's scenario, and says why it cannot", async (t) => {
+  const examples = ['--plugin-dir', path.join(repoRoot, 'examples/plugins')];
+  const ok = await runCli([...examples, 'nomad', 'scenario', 'countdown']);
+  t.equal(ok.code, 0, ok.stderr);
+  t.match(JSON.parse(ok.stdout), {
+    exitTask: { config: { seconds: 0, exit_code: 3 }, exitCode: 3 },
+    outputTask: { stdout: 'hello from countdown\n' },
+    badConfig: { path: '/seconds' },
+  });
+  const device = await runCli([...examples, 'nomad', 'scenario', 'example-file']);
+  t.equal(device.code, 1);
+  t.match(device.stderr, 'is a device plugin');
+  const none = await runCli(['--plugin-dir', fixturePluginDir, 'nomad', 'scenario', 'good']);
+  t.equal(none.code, 1);
+  t.match(none.stderr, `${path.join(fixturePluginDir, 'good', 'conformance.json')} is missing`);
 });

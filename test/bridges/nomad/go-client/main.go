@@ -170,6 +170,12 @@ func main() {
 	}
 	s.Logger = hclog.New(&hclog.LoggerOptions{Name: "client", Level: hclog.Trace, Output: out, JSONFormat: true})
 	result, err := run(s)
+	// A failed check fails the run too, so a script can stop on the exit status.
+	if steps, ok := result.(*Steps); ok && err == nil {
+		if failed := steps.Failed(); len(failed) > 0 {
+			err = fmt.Errorf("%d check(s) failed: %s", len(failed), strings.Join(failed, ", "))
+		}
+	}
 	doc := map[string]interface{}{"subcommand": name, "result": result, "log": s.Log()}
 	if err != nil {
 		doc["error"] = err.Error()

@@ -28,6 +28,17 @@ func (s *Steps) Add(name string, pass bool, value interface{}, format string, ar
 	return pass
 }
 
+// Failed is the names of the steps that failed.
+func (s *Steps) Failed() []string {
+	names := []string{}
+	for _, st := range s.List {
+		if !st.Pass {
+			names = append(names, st.Name)
+		}
+	}
+	return names
+}
+
 // Err records a step that failed with err, or passed with ok as its message; whether it passed.
 func (s *Steps) Err(name string, err error, value interface{}, ok string) bool {
 	if err != nil {
