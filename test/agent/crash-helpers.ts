@@ -6,7 +6,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -16,8 +15,8 @@ import type { CrashPoint } from '../../shared/crash-points.js';
 import { fastSupervision } from '../helpers/fixture-plugins.js';
 import { request, taskPath } from './agent-request.js';
 import { BUSYBOX_IMAGE } from '../helpers/docker.js';
+import { tsxChildEnv, tsxLoader } from '../helpers/tsx-child.js';
 
-const tsx = createRequire(import.meta.url).resolve('tsx');
 const cli = new URL('./fixtures/agent-cli.ts', import.meta.url).pathname;
 
 /** Every container a home's agent makes carries it (the docker plugin's extraLabels), for the teardown. */
@@ -96,10 +95,10 @@ export function createHome(t: Teardown, docker?: Docker, dockerConfig: Record<st
  * itself with SIGKILL when a task reaches that step (TASKHOST_TEST_CRASH_AT).
  */
 export async function startAgent(home: Home, options: { crashAt?: CrashPoint } = {}): Promise<AgentProcess> {
-  const env = { ...process.env };
+  const env = tsxChildEnv();
   delete env.TASKHOST_TEST_CRASH_AT;
   if (options.crashAt) env.TASKHOST_TEST_CRASH_AT = options.crashAt;
-  const child = spawn(process.execPath, ['--import', tsx, cli, '--config', home.configFile, 'agent'], {
+  const child = spawn(process.execPath, ['--import', tsxLoader, cli, '--config', home.configFile, 'agent'], {
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -1,8 +1,6 @@
 // Spawns a TypeScript fixture under tsx and waits for a line on its stdout.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
-
-const tsx = createRequire(import.meta.url).resolve('tsx');
+import { tsxChildEnv, tsxLoader } from '../helpers/tsx-child.js';
 
 export interface Child {
   process: ChildProcess;
@@ -13,7 +11,10 @@ export interface Child {
 }
 
 export function spawnFixture(t: { teardown(fn: () => unknown): void }, file: URL, args: string[]): Child {
-  const child = spawn(process.execPath, ['--import', tsx, file.pathname, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', tsxLoader, file.pathname, ...args], {
+    env: tsxChildEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));

@@ -6,7 +6,6 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,9 +13,9 @@ import * as grpc from '@grpc/grpc-js';
 import { nomadMagicCookie } from '../../bridges/nomad/go-plugin-server.js';
 import { protoAt } from '../../bridges/nomad/nomad-protos.js';
 import { fastSupervision } from './fixture-plugins.js';
+import { tsxChildEnv, tsxLoader } from './tsx-child.js';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const tsx = createRequire(import.meta.url).resolve('tsx');
 const cliFixture = path.join(repoRoot, 'test/bridges/nomad/fixtures/taskhost-cli.ts');
 
 /** The environment Nomad gives its plugins. */
@@ -24,7 +23,7 @@ export const nomadEnv = { [nomadMagicCookie.key]: nomadMagicCookie.value, PLUGIN
 
 /** argv of the taskhost command run from the sources. */
 export function taskhostArgv(args: string[]): string[] {
-  return [process.execPath, '--import', tsx, cliFixture, ...args];
+  return [process.execPath, '--import', tsxLoader, cliFixture, ...args];
 }
 
 /** An agent config file for the bridge tests: the example plugins (countdown) in the plugin dir. */
@@ -66,7 +65,7 @@ export async function serveNomadPlugin(
 ): Promise<ServedPlugin> {
   const args = [...(options.configFile ? ['--config', options.configFile] : []), 'nomad', 'serve', plugin];
   const [node, ...rest] = taskhostArgv(args);
-  const child = spawn(node!, rest, { env: { ...process.env, ...nomadEnv, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(node!, rest, { env: tsxChildEnv({ ...nomadEnv, ...options.env }), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -131,7 +130,7 @@ export function runNomadGoClient<R = Record<string, unknown>>(
     execFile(
       goClientBinary,
       [subcommand, ...flags, '--', ...command],
-      { env: { ...process.env, TMPDIR: tmpdir() }, maxBuffer: 64 * 1024 * 1024, timeout: 300_000 },
+      { env: tsxChildEnv({ TMPDIR: tmpdir() }), maxBuffer: 64 * 1024 * 1024, timeout: 300_000 },
       (err, stdout, stderr) => {
         try {
           const report = JSON.parse(stdout) as GoClientReport<R>;

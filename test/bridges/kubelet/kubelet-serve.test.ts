@@ -6,7 +6,6 @@
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,8 +15,8 @@ import { eventually } from '../../agent/agent-request.js';
 import { fastSupervision } from '../../helpers/fixture-plugins.js';
 import { runCli } from '../../helpers/run-cli.js';
 import { FakeKubelet } from './fake-kubelet.js';
+import { tsxChildEnv, tsxLoader } from '../../helpers/tsx-child.js';
 
-const tsx = createRequire(import.meta.url).resolve('tsx');
 // The taskhost command from sources, as its own process.
 const cli = new URL('../../agent/fixtures/agent-cli.ts', import.meta.url).pathname;
 const resource = 'example.com/file';
@@ -51,7 +50,7 @@ function writeDevice(dir: string, name: string): void {
 }
 
 function serve(t: { teardown(fn: () => unknown): void }, args: string[]) {
-  const child = spawn(process.execPath, ['--import', tsx, cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', tsxLoader, cli, ...args], { env: tsxChildEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -2,7 +2,6 @@
 // scripts/go-plugin-client.sh) launches `taskhost nomad serve` as Nomad launches an external
 // plugin, and runs the base checks: handshake, ping, PluginInfo, ConfigSchema, SetConfig, Kill.
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -11,6 +10,7 @@ import { parseAgentConfig } from '../../../plugin-loader/agent-config.js';
 import { bridgeAgentConfig, repoRoot, requireNomadGoClient, runNomadGoClient, taskhostArgv } from '../../helpers/nomad-plugin.js';
 import type { HclSpec } from '../../../bridges/nomad/hclspec.js';
 import { pino } from 'pino';
+import { tsxLoader } from '../../helpers/tsx-child.js';
 
 interface BaseResult {
   protocol: string;
@@ -76,7 +76,6 @@ for (const p of plugins) {
 t.test('a launcher from `taskhost nomad install` is what go-plugin starts', async (t) => {
   if (!requireNomadGoClient(t)) return;
   const dir = mkdtempSync(path.join(tmpdir(), 'taskhost-nomad-plugins-'));
-  const tsx = createRequire(import.meta.url).resolve('tsx');
   const [launcher] = await nomadInstall({
     dir,
     plugins: ['countdown'],
@@ -84,7 +83,7 @@ t.test('a launcher from `taskhost nomad install` is what go-plugin starts', asyn
     configFile,
     logger: pino({ level: 'silent' }),
     // From the sources: the CLI fixture under tsx instead of bin/taskhost.js and dist/.
-    nodeArgs: ['--import', tsx],
+    nodeArgs: ['--import', tsxLoader],
     cli: path.join(repoRoot, 'test/bridges/nomad/fixtures/taskhost-cli.ts'),
   });
   t.equal(launcher!.path, path.join(dir, 'countdown'));

@@ -15,7 +15,7 @@ t.test('the docker driver passes every check, and leaves no container of the run
     report.checks.filter((c) => c.status !== 'pass').map((c) => [c.name, c.status, c.message]),
     [],
   );
-  t.equal(report.passed, 25);
+  t.equal(report.passed, 26);
   const left = await docker.listContainers({ all: true, filters: { label: [`${taskLabels.allocId}=${report.runId}`] } });
   t.same(
     left.map((c) => `${c.Id.slice(0, 12)} ${c.State}`),

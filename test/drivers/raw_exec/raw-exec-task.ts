@@ -10,7 +10,7 @@ import type { TaskConfig } from '../../../shared/driver.js';
 
 export function rawExecTask(t: Test, config: RawExecTaskConfig, overrides: Partial<TaskConfig> = {}): TaskConfig {
   const allocDir = mkdtempSync(path.join(tmpdir(), 'taskhost-raw-exec-'));
-  t.teardown(() => rmSync(allocDir, { recursive: true, force: true }));
+  t.teardown(() => rmSync(allocDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }));
   const taskDir = path.join(allocDir, 'web');
   const secretsDir = path.join(taskDir, 'secrets');
   mkdirSync(secretsDir, { recursive: true });
