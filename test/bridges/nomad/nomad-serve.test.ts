@@ -9,6 +9,7 @@ import { encode } from '@msgpack/msgpack';
 import t from 'tap';
 import type { HclSpec } from '../../../bridges/nomad/hclspec.js';
 import { bridgeAgentConfig, serveNomadPlugin, taskhostArgv } from '../../helpers/nomad-plugin.js';
+import { tsxChildEnv } from '../../helpers/tsx-child.js';
 
 const base = 'hashicorp.nomad.plugins.base.proto.BasePlugin';
 const health = 'grpc.health.v1.Health';
@@ -108,7 +109,7 @@ t.test("ConfigSchema of mock and of the countdown example: the plugin's own sche
 /** Runs `taskhost nomad serve` to its exit; its code and output. */
 function runServe(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const [node, ...rest] = taskhostArgv(['--config', configFile, 'nomad', 'serve', ...args]);
-  const child = spawn(node!, rest, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(node!, rest, { env: tsxChildEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
